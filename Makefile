@@ -1,0 +1,24 @@
+# bbd: two commands. `make setup` installs everything (idempotent), `make test` runs the tests.
+SHELL := /bin/bash
+ENV := .deps/env.sh
+# Each recipe line sources the environment written by setup (cgo flags, library path).
+WITH_ENV = source $(ENV) &&
+
+.PHONY: setup test build bench check-setup zoo
+
+setup:
+	bash scripts/setup.sh
+
+check-setup:
+	@test -f .deps/libtensorflow/.complete -a -f $(ENV) || { echo "bbd: libtensorflow is not installed here: run 'make setup' first" >&2; exit 1; }
+
+build: check-setup
+	$(WITH_ENV) go build -o .deps/bin/bbd ./cmd/bbd
+
+# go vet, then every package's tests (which include the Python-oracle comparisons and the
+# headless notebook runs). -p 1: the tests share 2 cores with TensorFlow's own threads.
+test: check-setup
+	$(WITH_ENV) go vet ./... && go test -p 1 -count=1 -timeout 60m ./...
+
+bench: check-setup
+	$(WITH_ENV) go run ./cmd/bbd bench
