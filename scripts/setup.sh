@@ -123,7 +123,8 @@ say "Go tools and bbd built in $BIN"
 # ---- 6. GoNB Jupyter kernel with the environment it needs -------------------
 kernel_json=$(jupyter --data-dir)/kernels/gonb/kernel.json
 if [ ! -f "$kernel_json" ]; then
-  "$BIN/gonb" --install --logtostderr >/dev/null 2>&1 || "$BIN/gonb" --install
+  # --force_deps: gopls (optional, code completion only) is not installed; goimports is.
+  "$BIN/gonb" --install --force_deps --logtostderr >/dev/null 2>&1 || "$BIN/gonb" --install --force_deps
 fi
 /usr/bin/python3 - "$kernel_json" "$BIN" "$TFLIB" "$CGO_CFLAGS_VAL" "$CGO_LDFLAGS_VAL" "$(go env GOROOT)" <<'PYEOF'
 import json, os, sys

@@ -1,0 +1,30 @@
+package tfmodels
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotWhiteBox is returned by operations that need a bbd-built graph (named
+// layers, variables) on a model loaded black-box from a foreign SavedModel.
+var ErrNotWhiteBox = errors.New("model is black-box (a SavedModel not written by bbd): only its serving_default signature can be used")
+
+// InputError reports a bad input: a file, a shape, a value. It names the input,
+// what was expected and what was found.
+type InputError struct {
+	Input    string // the file, tensor or argument at fault
+	Expected string
+	Found    string
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("%s: expected %s, found %s", e.Input, e.Expected, e.Found)
+}
+
+// recoverTF turns a panic raised inside the TensorFlow bindings or tfgo into an
+// error. Use as: defer recoverTF(&err, "what was being done").
+func recoverTF(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: tensorflow: %v", what, r)
+	}
+}
