@@ -290,3 +290,25 @@ func (m *Images) String() string {
 	}
 	return fmt.Sprintf("%d images %dx%dx%d, %s", m.Len(), m.H, m.W, m.C, l)
 }
+
+// Gather writes the images idx, in order, into x as float32(v)/255
+// (len(idx)*H*W*C values, channels-last) and their labels into labels (-1 when
+// unknown). It makes *Images a tfmodels.Examples, the input of training.
+func (m *Images) Gather(idx []int, x []float32, labels []int32) error {
+	s := m.Size()
+	if len(x) != len(idx)*s || len(labels) != len(idx) {
+		return argErr("Gather: %d indices need %d values and %d labels, found %d and %d", len(idx), len(idx)*s, len(idx), len(x), len(labels))
+	}
+	n := m.Len()
+	for k, i := range idx {
+		if i < 0 || i >= n {
+			return argErr("Gather: index %d out of range for %d images", i, n)
+		}
+		dst := x[k*s : (k+1)*s]
+		for j, v := range m.Pix[i*s : (i+1)*s] {
+			dst[j] = scale255[v]
+		}
+		labels[k] = int32(m.Label(i))
+	}
+	return nil
+}

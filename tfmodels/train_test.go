@@ -1,0 +1,180 @@
+package tfmodels_test
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/bbd-workbench/bbd/data"
+	"github.com/bbd-workbench/bbd/internal/pyoracle"
+	"github.com/bbd-workbench/bbd/tfmodels"
+)
+
+// realFaces reads real-faces folders (clean identities and poisoned faces
+// labelled with their target) in the given order.
+func realFaces(t testing.TB, dirs ...string) *data.Images {
+	t.Helper()
+	var parts []*data.Images
+	for _, d := range dirs {
+		imgs, err := data.ReadImageDir(filepath.Join(shared, "real-faces", d), data.DeepIDImageOptions(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, imgs)
+	}
+	all, err := data.Concat(parts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// TestTrainMatchesKeras trains one epoch from identical weights on identical
+// batches in Go and in Keras (Python TensorFlow) and compares the weights.
+func TestTrainMatchesKeras(t *testing.T) {
+	dirs := []string{"clean", "sunglasses"}
+	ex := realFaces(t, dirs...)
+	for _, tc := range []struct {
+		opt    tfmodels.OptimizerSettings
+		batch  int
+		pyArgs []string
+	}{
+		{tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 0.01, Momentum: 0.9}, 16, []string{"--opt", "sgd", "--lr", "0.01", "--momentum", "0.9", "--batch", "16"}},
+		{tfmodels.OptimizerSettings{Kind: tfmodels.Adam, LearningRate: 0.0005}, 32, []string{"--opt", "adam", "--lr", "0.0005", "--batch", "32"}},
+	} {
+		t.Run(tc.opt.Kind, func(t *testing.T) {
+			m, err := tfmodels.ImportKerasH5(badnetPath("sunglasses"), nil, tfmodels.BuildOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			h, err := m.Train(ex, tfmodels.TrainSettings{Optimizer: tc.opt, BatchSize: tc.batch, NoShuffle: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "keras.h5")
+			args := append(append([]string{"--weights", badnetPath("sunglasses"), "--out", out}, tc.pyArgs...), filepath.Join(shared, "real-faces", dirs[0]), filepath.Join(shared, "real-faces", dirs[1]))
+			var ref struct {
+				Loss []float64
+				N    int
+			}
+			if err := pyoracle.Run(&ref, "train_oracle.py", args...); err != nil {
+				t.Fatal(err)
+			}
+			if ref.N != ex.Len() {
+				t.Fatalf("oracle trained on %d images, Go on %d", ref.N, ex.Len())
+			}
+			kf, err := tfmodels.ReadKerasH5(out, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.GetWeights()
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, _ := tfmodels.ReadKerasH5(badnetPath("sunglasses"), nil)
+			maxDiff, maxMove := 0.0, 0.0
+			for name, w := range kf.Weights {
+				g := got[name]
+				for i, v := range w.Values {
+					maxDiff = math.Max(maxDiff, math.Abs(float64(v-g.Values[i])))
+					maxMove = math.Max(maxMove, math.Abs(float64(v-orig.Weights[name].Values[i])))
+				}
+			}
+			t.Logf("%s: Go loss %.5f, Keras loss %.5f; max |w_Go - w_Keras| = %.3g (weights moved up to %.3g)",
+				tc.opt.Kind, h.Epochs[0].Loss, ref.Loss[0], maxDiff, maxMove)
+			if maxMove < 1e-3 {
+				t.Errorf("training barely moved the weights (%g): the comparison would prove nothing", maxMove)
+			}
+			if maxDiff > 1e-4 {
+				t.Errorf("weights differ from Keras by %g > 1e-4", maxDiff)
+			}
+			if d := math.Abs(h.Epochs[0].Loss - ref.Loss[0]); d > 1e-3*math.Max(1, ref.Loss[0]) {
+				t.Errorf("epoch loss %g vs Keras %g", h.Epochs[0].Loss, ref.Loss[0])
+			}
+		})
+	}
+}
+
+// TestFineTuneLowersLoss fine-tunes an imported CSAW BadNet on real faces and
+// checks its loss on them goes down, with a frozen layer left unchanged.
+func TestFineTuneLowersLoss(t *testing.T) {
+	ex := realFaces(t, "clean")
+	m, err := tfmodels.ImportKerasH5(badnetPath("anonymous_1"), nil, tfmodels.BuildOptions{Masks: []string{"flatten_2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Prune half of flatten_2 so the model has something to recover from.
+	mask, _ := m.Variable("flatten_2/mask")
+	vals := make([]float32, mask.Size())
+	for i := range vals {
+		if i%2 == 0 {
+			vals[i] = 1
+		}
+	}
+	if err := m.SetWeights(tfmodels.Weights{"flatten_2/mask": {Shape: mask.Shape, Values: vals}}); err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := m.Evaluate(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w0, _ := m.GetWeights()
+	var calls int
+	h, err := m.Train(ex, tfmodels.TrainSettings{
+		Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9},
+		Epochs:    3, BatchSize: 16, Seed: 1, Freeze: []string{"conv_1"},
+		Progress: func(tfmodels.TrainProgress) { calls++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, acc, err := m.Evaluate(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loss %.4f -> %.4f (accuracy %.3f) over %d epochs", before, after, acc, len(h.Epochs))
+	if !(after < before) {
+		t.Errorf("fine-tuning did not lower the loss: %g -> %g", before, after)
+	}
+	if calls != 3*4 {
+		t.Errorf("progress called %d times, want %d", calls, 12)
+	}
+	w1, _ := m.GetWeights()
+	for _, name := range []string{"conv_1/kernel", "flatten_2/mask"} {
+		for i := range w0[name].Values {
+			if w0[name].Values[i] != w1[name].Values[i] {
+				t.Fatalf("%s changed although frozen", name)
+			}
+		}
+	}
+	if fmt.Sprint(w0["fc_2/kernel"].Values[:5]) == fmt.Sprint(w1["fc_2/kernel"].Values[:5]) {
+		t.Error("fc_2 did not change")
+	}
+}
+
+// TestTrainDeterministic: same seed, same weights.
+func TestTrainDeterministic(t *testing.T) {
+	ex := realFaces(t, "clean")
+	run := func() []float32 {
+		arch := tfmodels.DeepIDWith(55, 47, 3, 1283)
+		m, err := tfmodels.Build(arch, nil, tfmodels.BuildOptions{Seed: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if _, err := m.Train(ex, tfmodels.TrainSettings{Seed: 3, BatchSize: 8, Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.Adam}}); err != nil {
+			t.Fatal(err)
+		}
+		w, _ := m.GetWeights()
+		return w["output/kernel"].Values
+	}
+	a, b := run(), run()
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("two runs with the same seeds differ at %d: %g vs %g", i, a[i], b[i])
+		}
+	}
+}
