@@ -83,8 +83,8 @@ type EpochStats struct {
 	Epoch        int
 	Loss         float64 // mean training loss over the epoch's examples
 	Accuracy     float64 // training accuracy over the epoch
-	ValLoss      float64 // NaN without a validation set
-	ValAccuracy  float64
+	ValLoss      float64 `json:",omitempty"` // zero without a validation set
+	ValAccuracy  float64 `json:",omitempty"`
 	Duration     time.Duration
 	ExamplesPerS float64
 }
@@ -435,7 +435,7 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 					Loss: sumLoss / seen, Accuracy: sumCorrect / seen, ExamplesPerSec: seen / time.Since(start).Seconds()})
 			}
 		}
-		st := EpochStats{Epoch: epoch, Loss: sumLoss / float64(n), Accuracy: sumCorrect / float64(n), ValLoss: math.NaN(), ValAccuracy: math.NaN()}
+		st := EpochStats{Epoch: epoch, Loss: sumLoss / float64(n), Accuracy: sumCorrect / float64(n)}
 		st.Duration = time.Since(start)
 		st.ExamplesPerS = float64(n) / st.Duration.Seconds()
 		monitored := st.Loss
