@@ -13,7 +13,7 @@ check-setup:
 	@test -f .deps/libtensorflow/.complete -a -f $(ENV) || { echo "bbd: libtensorflow is not installed here: run 'make setup' first" >&2; exit 1; }
 
 build: check-setup
-	$(WITH_ENV) go build -o .deps/bin/bbd ./cmd/bbd
+	$(WITH_ENV) go build -o .deps/bin/bbd.bin ./cmd/bbd
 
 # go vet, then every package's tests (which include the Python-oracle comparisons and the
 # headless notebook runs). -p 1: the tests share 2 cores with TensorFlow's own threads.
