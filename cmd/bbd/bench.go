@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+
+	"github.com/bbd-workbench/bbd/data"
+	"github.com/bbd-workbench/bbd/internal/pyoracle"
+	"github.com/bbd-workbench/bbd/tfmodels"
+)
+
+// benchPython is what internal/pyoracle/bench_predict.py reports.
+type benchPython struct {
+	TFVersion    string    `json:"tf_version"`
+	KerasPredict float64   `json:"keras_predict"`
+	KerasSeconds []float64 `json:"keras_predict_seconds"`
+	TFFunction   float64   `json:"tf_function"`
+	TFFuncSecs   []float64 `json:"tf_function_seconds"`
+	Labels       []int     `json:"labels"`
+	MaxDiff      float64   `json:"max_diff_paths"`
+}
+
+func runBench(c *cmdEnv, args []string) error {
+	shared := filepath.Join(pyoracle.Root(), "..", "shared")
+	n := c.flags.Int("n", 2048, "number of images (the real faces repeated)")
+	batch := c.flags.Int("batch", 128, "batch size, the same for every path")
+	model := c.flags.String("model", filepath.Join(shared, "badnets", "sunglasses_bd_weights.h5"), "Keras weights-only .h5 file of a DeepID BadNet")
+	faces := c.flags.String("faces", filepath.Join(shared, "real-faces", "clean"), "folder of 55x47 face images to repeat")
+	runs := c.flags.Int("runs", 3, "timed runs per path (the best is reported), after one warm-up run")
+	noPython := c.flags.Bool("no-python", false, "time only the Go path")
+	intra := c.flags.Int("intra", 0, "TensorFlow intra-op threads for Go (0: TensorFlow's default)")
+	inter := c.flags.Int("inter", 0, "TensorFlow inter-op threads for Go (0: TensorFlow's default)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("bench takes no arguments, got %q", pos)
+	}
+	if *n <= 0 || *batch <= 0 || *runs <= 0 {
+		return usagef("--n, --batch and --runs must be positive")
+	}
+
+	imgs, err := data.ReadImageDir(*faces, data.DeepIDImageOptions(false))
+	if err != nil {
+		return inputError(*faces, err)
+	}
+	faceX, err := imgs.Float32(0, imgs.Len())
+	if err != nil {
+		return err
+	}
+	x := make([]float32, *n*imgs.Size())
+	for i := 0; i < len(x); i += len(faceX) {
+		copy(x[i:], faceX)
+	}
+
+	sess, err := sessionOptions(*intra, *inter)
+	if err != nil {
+		return err
+	}
+	if _, err := checkModelPath(*model); err != nil {
+		return err
+	}
+	m, err := tfmodels.ImportKerasH5(*model, tfmodels.DeepID(), tfmodels.BuildOptions{Source: *model, BatchSize: *batch, Session: sess})
+	if err != nil {
+		return modelError(*model, err)
+	}
+	defer m.Close()
+
+	w := c.stdout
+	fmt.Fprintf(w, "bbd bench: %s (DeepID, %s parameters), %d images (%d real faces of %s repeated), batch %d, best of %d runs after a warm-up run\n",
+		*model, thousands(m.ParamCount()), *n, imgs.Len(), *faces, *batch, *runs)
+
+	var goLabels []int
+	goRate, err := bestRate(*n, *runs, func() error {
+		probs, err := m.Predict(x, *n)
+		goLabels = tfmodels.Labels(probs, m.NumClasses)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+
+	var py *benchPython
+	if !*noPython {
+		py, err = benchPy(*model, x, *n, imgs, *batch, *runs)
+		if err != nil {
+			return err
+		}
+	}
+
+	rows := [][3]string{{"path", "images/s", "Go / path"}}
+	row := func(path string, rate float64) {
+		rows = append(rows, [3]string{path, fmt.Sprintf("%.0f", rate), fmt.Sprintf("%.2f", goRate/rate)})
+	}
+	row(fmt.Sprintf("Go: tfmodels Predict (libtensorflow %s)", tf.Version()), goRate)
+	if py != nil {
+		row(fmt.Sprintf("Python: Keras model.predict (TF %s)", py.TFVersion), py.KerasPredict)
+		row(fmt.Sprintf("Python: tf.function over batches (TF %s)", py.TFVersion), py.TFFunction)
+	}
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-*s  %8s  %9s\n", width, r[0], r[1], r[2])
+	}
+	if py != nil {
+		faster, name := py.KerasPredict, "Keras model.predict"
+		if py.TFFunction > faster {
+			faster, name = py.TFFunction, "tf.function"
+		}
+		fmt.Fprintf(w, "Go / faster Python (%s): %.2f\n", name, goRate/faster)
+		agree := 0
+		for i := range min(len(goLabels), len(py.Labels)) {
+			if goLabels[i] == py.Labels[i] {
+				agree++
+			}
+		}
+		fmt.Fprintf(w, "predicted labels, Go vs Python: %d/%d agree\n", agree, *n)
+	}
+	return nil
+}
+
+// bestRate runs f once to warm up, then runs times, and returns the best
+// images/s.
+func bestRate(n, runs int, f func() error) (float64, error) {
+	if err := f(); err != nil {
+		return 0, err
+	}
+	best := time.Duration(0)
+	for range runs {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		if d := time.Since(t0); best == 0 || d < best {
+			best = d
+		}
+	}
+	return float64(n) / best.Seconds(), nil
+}
+
+// benchPy writes x to a temporary .npy file and runs bench_predict.py on it.
+func benchPy(model string, x []float32, n int, imgs *data.Images, batch, runs int) (*benchPython, error) {
+	if _, err := pyoracle.Python(); err != nil {
+		return nil, fmt.Errorf("%v (or use --no-python)", err)
+	}
+	f, err := os.CreateTemp("", "bbd-bench-*.npy")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	err = writeNpy(f, x, []int{n, imgs.H, imgs.W, imgs.C})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	var py benchPython
+	if err := pyoracle.Run(&py, "bench_predict.py", model, f.Name(), fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
+		return nil, fmt.Errorf("python benchmark: %w", err)
+	}
+	return &py, nil
+}
+
+// writeNpy writes float32 values as a NumPy .npy file (format 1.0).
+func writeNpy(f *os.File, x []float32, shape []int) error {
+	dims := ""
+	for _, d := range shape {
+		dims += fmt.Sprintf("%d, ", d)
+	}
+	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims[:len(dims)-2])
+	// Magic (6) + version (2) + length (2) + header, padded with spaces and a
+	// newline to a multiple of 64 bytes.
+	for (10+len(header)+1)%64 != 0 {
+		header += " "
+	}
+	header += "\n"
+	w := bufio.NewWriter(f)
+	w.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(w, binary.LittleEndian, uint16(len(header)))
+	w.WriteString(header)
+	if err := binary.Write(w, binary.LittleEndian, x); err != nil {
+		return err
+	}
+	return w.Flush()
+}
