@@ -314,8 +314,13 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 		Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.Adam, LearningRate: cfg.LearningRate},
 		Epochs:    cfg.Epochs, BatchSize: cfg.BatchSize, Seed: cfg.Seed,
 	}
-	if cfg.Progress != nil {
-		settings.Progress = func(p tfmodels.TrainProgress) { cfg.Progress(spec.Name, p) }
+	settings.Progress = func(p tfmodels.TrainProgress) {
+		if cfg.Progress != nil {
+			cfg.Progress(spec.Name, p)
+		}
+		if p.Batch == p.Batches {
+			logf("%s: epoch %d/%d loss %.4f accuracy %.4f (%.0f images/s)", spec.Name, p.Epoch, p.Epochs, p.Loss, p.Accuracy, p.ExamplesPerSec)
+		}
 	}
 	h, err := m.Train(poisoned, settings)
 	if err != nil {
@@ -323,9 +328,6 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 	}
 	entry.TrainSeconds = time.Since(start).Seconds()
 	entry.History = h.Epochs
-	for _, e := range h.Epochs {
-		logf("%s: epoch %d loss %.4f accuracy %.4f (%.0f images/s)", spec.Name, e.Epoch, e.Loss, e.Accuracy, e.ExamplesPerS)
-	}
 	modelDir := filepath.Join(root, spec.Name)
 	if err := exporter.WriteModel(modelDir, m, exporter.Options{}); err != nil {
 		return nil, nil, err

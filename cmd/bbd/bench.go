@@ -36,6 +36,7 @@ func runBench(c *cmdEnv, args []string) error {
 	noPython := c.flags.Bool("no-python", false, "time only the Go path")
 	intra := c.flags.Int("intra", 0, "TensorFlow intra-op threads for Go (0: TensorFlow's default)")
 	inter := c.flags.Int("inter", 0, "TensorFlow inter-op threads for Go (0: TensorFlow's default)")
+	train := c.flags.Bool("train", false, "time training (one epoch, Go Train vs Keras fit) instead of inference")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -66,6 +67,9 @@ func runBench(c *cmdEnv, args []string) error {
 	}
 	if _, err := checkModelPath(*model); err != nil {
 		return err
+	}
+	if *train {
+		return benchTrain(c.stdout, *model, imgs, *n, *batch, *runs, sess, *noPython)
 	}
 	m, err := tfmodels.ImportKerasH5(*model, tfmodels.DeepID(), tfmodels.BuildOptions{Source: *model, BatchSize: *batch, Session: sess})
 	if err != nil {
@@ -152,20 +156,13 @@ func benchPy(model string, x []float32, n int, imgs *data.Images, batch, runs in
 	if _, err := pyoracle.Python(); err != nil {
 		return nil, fmt.Errorf("%v (or use --no-python)", err)
 	}
-	f, err := os.CreateTemp("", "bbd-bench-*.npy")
+	xf, err := tempNpy(x, []int{n, imgs.H, imgs.W, imgs.C})
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(f.Name())
-	err = writeNpy(f, x, []int{n, imgs.H, imgs.W, imgs.C})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("writing %s: %w", f.Name(), err)
-	}
+	defer os.Remove(xf)
 	var py benchPython
-	if err := pyoracle.Run(&py, "bench_predict.py", model, f.Name(), fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
+	if err := pyoracle.Run(&py, "bench_predict.py", model, xf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
 		return nil, fmt.Errorf("python benchmark: %w", err)
 	}
 	return &py, nil
@@ -177,7 +174,11 @@ func writeNpy(f *os.File, x []float32, shape []int) error {
 	for _, d := range shape {
 		dims += fmt.Sprintf("%d, ", d)
 	}
-	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims[:len(dims)-2])
+	dims = dims[:len(dims)-2]
+	if len(shape) == 1 {
+		dims += "," // a 1-tuple
+	}
+	header := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims)
 	// Magic (6) + version (2) + length (2) + header, padded with spaces and a
 	// newline to a multiple of 64 bytes.
 	for (10+len(header)+1)%64 != 0 {

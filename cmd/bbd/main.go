@@ -8,7 +8,7 @@
 //	bbd convert [--arch deepid] [--overwrite] <keras.h5> <savedmodel-dir>
 //	bbd info [--arch deepid] <savedmodel-dir | keras.h5>
 //	bbd predict --model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...
-//	bbd bench [--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]
+//	bbd bench [--train] [--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]
 //	bbd zoo build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]
 //
 // Examples (from the module root):
@@ -75,7 +75,7 @@ var commands = []*command{
 	{name: "predict", summary: "classify images, image folders and HDF5 data files",
 		usage: "--model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...", run: runPredict},
 	{name: "bench", summary: "measure images/s of Go inference against Python TensorFlow",
-		usage: "[--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]", run: runBench},
+		usage: "[--train] [--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]", run: runBench},
 	{name: "zoo", summary: "train the Fashion-MNIST BadNet zoo (four BadNets mirroring the paper's)",
 		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
 }
