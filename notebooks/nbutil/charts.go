@@ -119,7 +119,7 @@ func TopKChart(title string, names []string, probs []float32, classes, k, cols i
 }
 
 // HTMLTable renders a table with a header row; cells are HTML-escaped. Cells that look
-// like numbers are right-aligned.
+// like numbers ("1,000", "0.912", "-3", "97.5%") are right-aligned.
 func HTMLTable(header []string, rows [][]string) string {
 	var b strings.Builder
 	b.WriteString("<table>\n<thead><tr>")
@@ -131,7 +131,7 @@ func HTMLTable(header []string, rows [][]string) string {
 		b.WriteString("<tr>")
 		for _, c := range r {
 			align := "left"
-			if _, err := strconv.Atoi(strings.ReplaceAll(c, ",", "")); err == nil {
+			if isNumber(c) {
 				align = "right"
 			}
 			fmt.Fprintf(&b, `<td style="text-align:%s">%s</td>`, align, html.EscapeString(c))
@@ -140,6 +140,17 @@ func HTMLTable(header []string, rows [][]string) string {
 	}
 	b.WriteString("</tbody>\n</table>\n")
 	return b.String()
+}
+
+// isNumber reports whether a table cell reads as a number: digits with optional sign,
+// thousands commas, decimals and a trailing percent sign.
+func isNumber(c string) bool {
+	c = strings.TrimSuffix(strings.ReplaceAll(strings.TrimSpace(c), ",", ""), "%")
+	if c == "" || strings.ContainsAny(c, "eEnNiIxX_") { // no exponents, NaN, Inf, hex
+		return false
+	}
+	_, err := strconv.ParseFloat(c, 64)
+	return err == nil
 }
 
 // probText formats a probability compactly: "0.97", "3e-05", "0".
