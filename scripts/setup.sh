@@ -140,7 +140,8 @@ if [ ! -f "$TFLIB/libtensorflow_cc.so.2" ]; then
   echo "bbd: libtensorflow not found in $TFLIB: run 'make setup' in $ROOT" >&2
   exit 1
 fi
-LD_LIBRARY_PATH="$LIBPATH\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$BIN/bbd.bin" "\$@"
+# TensorFlow's INFO lines (graph passes, SavedModel loading) off unless asked for.
+TF_CPP_MIN_LOG_LEVEL="\${TF_CPP_MIN_LOG_LEVEL:-2}" LD_LIBRARY_PATH="$LIBPATH\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$BIN/bbd.bin" "\$@"
 LAUNCH
 )
 if [ ! -f "$BIN/bbd" ] || [ "$(cat "$BIN/bbd")" != "$launcher" ]; then
