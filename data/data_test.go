@@ -207,6 +207,30 @@ func writeRawH5(t *testing.T, path string, sets map[string]any, dims map[string]
 	}
 }
 
+// TestIsHDF5 pins data.IsHDF5: the signature at 0 or at a user-block offset,
+// data's error kinds for a directory and a missing file.
+func TestIsHDF5(t *testing.T) {
+	dir := t.TempDir()
+	sig := "\x89HDF\r\n\x1a\n"
+	for name, content := range map[string]string{
+		"at0.h5":   sig + "rest",
+		"at512.h5": strings.Repeat("x", 512) + sig,
+		"short.h5": sig[:7],
+		"at100.h5": strings.Repeat("x", 100) + sig,
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		ok, err := data.IsHDF5(p)
+		if want := name == "at0.h5" || name == "at512.h5"; ok != want || err != nil {
+			t.Errorf("IsHDF5(%s) = %v, %v; want %v, nil", name, ok, err, want)
+		}
+	}
+	_, err := data.IsHDF5(dir)
+	wantErr(t, err, data.ErrArgument, dir, "is a directory, expected an HDF5 file")
+	_, err = data.IsHDF5(filepath.Join(dir, "missing.h5"))
+	wantErr(t, err, fs.ErrNotExist, "missing.h5", "cannot read")
+}
+
 func TestH5Errors(t *testing.T) {
 	dir := t.TempDir()
 

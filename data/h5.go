@@ -1,10 +1,8 @@
 package data
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -14,51 +12,26 @@ import (
 	"sync"
 
 	"gonum.org/v1/hdf5"
+
+	"github.com/bbd-workbench/bbd/internal/h5"
 )
 
 // h5mu serialises this package's calls into libhdf5, which is not built
 // thread-safe on Debian.
 var h5mu sync.Mutex
 
-func init() {
-	// gonum/hdf5 already silences HDF5's automatic error stack printing in its
-	// own init; do it again in case another package turned it back on.
-	_ = hdf5.DisplayErrors(false)
-}
-
-var hdf5Signature = []byte("\x89HDF\r\n\x1a\n")
-
 // IsHDF5 reports whether the file at path starts with the HDF5 signature (at
 // offset 0, or at 512, 1024, 2048, ... when the file has a user block). It
 // returns an error naming the path when the file cannot be read.
 func IsHDF5(path string) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, openErr(path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false, openErr(path, err)
-	}
-	if st.IsDir() {
+	ok, err := h5.IsHDF5(path)
+	switch {
+	case errors.Is(err, h5.ErrDirectory):
 		return false, inputErr(path, ErrArgument, "is a directory, expected an HDF5 file")
+	case err != nil:
+		return false, openErr(path, err)
 	}
-	sig := make([]byte, len(hdf5Signature))
-	for off := int64(0); off+int64(len(sig)) <= st.Size(); {
-		if _, err := f.ReadAt(sig, off); err != nil && err != io.EOF {
-			return false, openErr(path, err)
-		}
-		if bytes.Equal(sig, hdf5Signature) {
-			return true, nil
-		}
-		if off == 0 {
-			off = 512
-		} else {
-			off *= 2
-		}
-	}
-	return false, nil
+	return ok, nil
 }
 
 func openErr(path string, err error) error {
@@ -69,23 +42,27 @@ func openErr(path string, err error) error {
 	return wrapErr(path, nil, err, "cannot read")
 }
 
-// numKind is the storage type of an HDF5 dataset.
+// numKind is the storage type of an HDF5 dataset, an index into numKinds.
 type numKind int
 
-const (
-	kindF32 numKind = iota
-	kindF64
-	kindU8
-	kindI8
-	kindU16
-	kindI16
-	kindU32
-	kindI32
-	kindU64
-	kindI64
-)
-
-var kindNames = [...]string{"float32", "float64", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64"}
+// numKinds lists the supported element types in the order datasetKind tries
+// them: the name reported by DataType, the HDF5 type and its reader.
+var numKinds = [...]struct {
+	name string
+	t    *hdf5.Datatype
+	read func(ds *hdf5.Dataset, dims []uint, start, count int) ([]float64, error)
+}{
+	{"float32", hdf5.T_IEEE_F32LE, readTyped[float32]},
+	{"float64", hdf5.T_IEEE_F64LE, readTyped[float64]},
+	{"uint8", hdf5.T_STD_U8LE, readTyped[uint8]},
+	{"int8", hdf5.T_STD_I8LE, readTyped[int8]},
+	{"uint16", hdf5.T_STD_U16LE, readTyped[uint16]},
+	{"int16", hdf5.T_STD_I16LE, readTyped[int16]},
+	{"uint32", hdf5.T_STD_U32LE, readTyped[uint32]},
+	{"int32", hdf5.T_STD_I32LE, readTyped[int32]},
+	{"uint64", hdf5.T_STD_U64LE, readTyped[uint64]},
+	{"int64", hdf5.T_STD_I64LE, readTyped[int64]},
+}
 
 func datasetKind(ds *hdf5.Dataset) (numKind, string, error) {
 	dt, err := ds.Datatype()
@@ -93,19 +70,9 @@ func datasetKind(ds *hdf5.Dataset) (numKind, string, error) {
 		return 0, "", err
 	}
 	defer dt.Close()
-	cands := []struct {
-		t *hdf5.Datatype
-		k numKind
-	}{
-		{hdf5.T_IEEE_F32LE, kindF32}, {hdf5.T_IEEE_F64LE, kindF64},
-		{hdf5.T_STD_U8LE, kindU8}, {hdf5.T_STD_I8LE, kindI8},
-		{hdf5.T_STD_U16LE, kindU16}, {hdf5.T_STD_I16LE, kindI16},
-		{hdf5.T_STD_U32LE, kindU32}, {hdf5.T_STD_I32LE, kindI32},
-		{hdf5.T_STD_U64LE, kindU64}, {hdf5.T_STD_I64LE, kindI64},
-	}
-	for _, c := range cands {
+	for k, c := range numKinds {
 		if dt.Equal(c.t) {
-			return c.k, kindNames[c.k], nil
+			return numKind(k), c.name, nil
 		}
 	}
 	cls := map[hdf5.TypeClass]string{hdf5.T_INTEGER: "integer", hdf5.T_FLOAT: "float", hdf5.T_STRING: "string", hdf5.T_COMPOUND: "compound"}[dt.Class()]
@@ -119,31 +86,10 @@ type number interface {
 	~float32 | ~float64 | ~uint8 | ~int8 | ~uint16 | ~int16 | ~uint32 | ~int32 | ~uint64 | ~int64
 }
 
-// readHyperslab reads count rows starting at start from a dataset whose rows
-// have rowLen elements, converted to float64.
+// readHyperslab reads count rows starting at start from a dataset of the
+// given kind, converted to float64.
 func readHyperslab(ds *hdf5.Dataset, kind numKind, dims []uint, start, count int) ([]float64, error) {
-	switch kind {
-	case kindF32:
-		return readTyped[float32](ds, dims, start, count)
-	case kindF64:
-		return readTyped[float64](ds, dims, start, count)
-	case kindU8:
-		return readTyped[uint8](ds, dims, start, count)
-	case kindI8:
-		return readTyped[int8](ds, dims, start, count)
-	case kindU16:
-		return readTyped[uint16](ds, dims, start, count)
-	case kindI16:
-		return readTyped[int16](ds, dims, start, count)
-	case kindU32:
-		return readTyped[uint32](ds, dims, start, count)
-	case kindI32:
-		return readTyped[int32](ds, dims, start, count)
-	case kindU64:
-		return readTyped[uint64](ds, dims, start, count)
-	default:
-		return readTyped[int64](ds, dims, start, count)
-	}
+	return numKinds[kind].read(ds, dims, start, count)
 }
 
 func readTyped[T number](ds *hdf5.Dataset, dims []uint, start, count int) ([]float64, error) {
@@ -208,6 +154,7 @@ func OpenH5(path string) (*H5Reader, error) {
 	if !ok {
 		return nil, inputErr(path, ErrNotHDF5, "not an HDF5 file (expected the signature \\x89HDF\\r\\n\\x1a\\n at the start)")
 	}
+	h5.Silence()
 	h5mu.Lock()
 	defer h5mu.Unlock()
 	f, err := hdf5.OpenFile(path, hdf5.F_ACC_RDONLY)
@@ -447,6 +394,7 @@ func WriteH5(path string, imgs *Images, opts H5WriteOptions) (err error) {
 }
 
 func writeH5File(tmp string, imgs *Images) error {
+	h5.Silence()
 	h5mu.Lock()
 	defer h5mu.Unlock()
 	f, err := hdf5.CreateFile(tmp, hdf5.F_ACC_TRUNC)
@@ -455,15 +403,9 @@ func writeH5File(tmp string, imgs *Images) error {
 	}
 	n, c, h, w := imgs.Len(), imgs.C, imgs.H, imgs.W
 	werr := func() error {
-		dims := []uint{uint(n), uint(c), uint(h), uint(w)}
-		space, err := hdf5.CreateSimpleDataspace(dims, nil)
+		ds, err := createFloat32Dataset(f, "data", []uint{uint(n), uint(c), uint(h), uint(w)})
 		if err != nil {
 			return err
-		}
-		defer space.Close()
-		ds, err := f.CreateDataset("data", hdf5.T_NATIVE_FLOAT, space)
-		if err != nil {
-			return fmt.Errorf("creating dataset \"data\": %v", err)
 		}
 		defer ds.Close()
 		plane := h * w
@@ -500,14 +442,9 @@ func writeH5File(tmp string, imgs *Images) error {
 				return fmt.Errorf("writing \"data\" rows [%d, %d): %v", start, start+cnt, err)
 			}
 		}
-		lspace, err := hdf5.CreateSimpleDataspace([]uint{uint(n)}, nil)
+		lds, err := createFloat32Dataset(f, "label", []uint{uint(n)})
 		if err != nil {
 			return err
-		}
-		defer lspace.Close()
-		lds, err := f.CreateDataset("label", hdf5.T_NATIVE_FLOAT, lspace)
-		if err != nil {
-			return fmt.Errorf("creating dataset \"label\": %v", err)
 		}
 		defer lds.Close()
 		if n > 0 {
@@ -526,4 +463,18 @@ func writeH5File(tmp string, imgs *Images) error {
 		return werr
 	}
 	return cerr
+}
+
+// createFloat32Dataset creates the float32 dataset name of shape dims in f.
+func createFloat32Dataset(f *hdf5.File, name string, dims []uint) (*hdf5.Dataset, error) {
+	space, err := hdf5.CreateSimpleDataspace(dims, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer space.Close()
+	ds, err := f.CreateDataset(name, hdf5.T_NATIVE_FLOAT, space)
+	if err != nil {
+		return nil, fmt.Errorf("creating dataset %q: %v", name, err)
+	}
+	return ds, nil
 }

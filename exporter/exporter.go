@@ -3,9 +3,10 @@ package exporter
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
@@ -331,12 +332,7 @@ func metaGraph(spec Spec, saver *saverOps) (*pb.MetaGraphDef, error) {
 	for k, v := range spec.Collections {
 		mg.CollectionDef[k] = bytesList(v)
 	}
-	keys := make([]string, 0, len(spec.Signatures))
-	for k := range spec.Signatures {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(spec.Signatures)) {
 		sig := spec.Signatures[k]
 		sd := &pb.SignatureDef{MethodName: sig.Method, Inputs: map[string]*pb.TensorInfo{}, Outputs: map[string]*pb.TensorInfo{}}
 		if sd.MethodName == "" {

@@ -2,15 +2,13 @@ package exporter_test
 
 import (
 	"errors"
-	"image"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
+	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/exporter"
 	"github.com/bbd-workbench/bbd/internal/pyoracle"
 	"github.com/bbd-workbench/bbd/tfmodels"
@@ -22,32 +20,20 @@ var (
 	sunglases = filepath.Join(shared, "badnets", "sunglasses_bd_weights.h5")
 )
 
+// loadSamples reads the sample faces with the data package, sorted by file
+// name (as the Python oracle sorts one folder's glob), as x/255
+// channels-last.
 func loadSamples(t *testing.T) (int, []float32) {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(samples, "*.png"))
-	sort.Strings(files)
-	var x []float32
-	for _, f := range files {
-		r, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(r)
-		r.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := img.Bounds()
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for xx := b.Min.X; xx < b.Max.X; xx++ {
-				c := img.At(xx, y)
-				r, g, bl, _ := c.RGBA()
-				x = append(x, float32(r>>8)/255, float32(g>>8)/255, float32(bl>>8)/255)
-			}
-		}
-		_ = image.Point{}
+	imgs, err := data.ReadImageDir(samples, data.DeepIDImageOptions(false))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return len(files), x
+	x, err := imgs.Float32(0, imgs.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imgs.Len(), x
 }
 
 func maxDiff(a []float32, b [][]float32) float64 {

@@ -3,7 +3,9 @@ package tfmodels
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -120,27 +122,38 @@ func ImportKerasH5(file string, arch *Architecture, opts BuildOptions) (*Model, 
 	return Build(kf.Architecture, kf.Weights, opts)
 }
 
-// listDatasets returns the full paths of the datasets under group, recursively.
-func listDatasets(f *hdf5.File, group string) ([]string, error) {
+// eachMember calls fn with the name and type of each member of group, in
+// index order, while the group is open.
+func eachMember(f *hdf5.File, group string, fn func(name string, typ hdf5.GType) error) error {
 	g, err := f.OpenGroup(group)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer g.Close()
 	n, err := g.NumObjects()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []string
 	for i := uint(0); i < n; i++ {
 		name, err := g.ObjectNameByIndex(i)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		typ, err := g.ObjectTypeByIndex(i)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		if err := fn(name, typ); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listDatasets returns the full paths of the datasets under group, recursively.
+func listDatasets(f *hdf5.File, group string) ([]string, error) {
+	var out []string
+	err := eachMember(f, group, func(name string, typ hdf5.GType) error {
 		full := path.Join(group, name)
 		switch typ {
 		case hdf5.H5G_DATASET:
@@ -148,32 +161,29 @@ func listDatasets(f *hdf5.File, group string) ([]string, error) {
 		case hdf5.H5G_GROUP:
 			sub, err := listDatasets(f, full)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			out = append(out, sub...)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Strings(out)
 	return out, nil
 }
 
+// listGroups returns the names of the members of group (groups or not), in
+// index order.
 func listGroups(f *hdf5.File, group string) ([]string, error) {
-	g, err := f.OpenGroup(group)
-	if err != nil {
-		return nil, err
-	}
-	defer g.Close()
-	n, err := g.NumObjects()
-	if err != nil {
-		return nil, err
-	}
 	var out []string
-	for i := uint(0); i < n; i++ {
-		name, err := g.ObjectNameByIndex(i)
-		if err != nil {
-			return nil, err
-		}
+	err := eachMember(f, group, func(name string, _ hdf5.GType) error {
 		out = append(out, name)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -403,12 +413,7 @@ func collectHistory(v interface{}, names *[]string) {
 				return
 			}
 		}
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys) // "args" before "kwargs"
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(t)) { // "args" before "kwargs"
 			collectHistory(t[k], names)
 		}
 	case []interface{}:

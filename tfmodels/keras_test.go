@@ -16,7 +16,7 @@ import (
 // TensorFlow loading the same weights into the same architecture.
 func TestBadNetsMatchKeras(t *testing.T) {
 	dir := filepath.Join(shared, "ytf-samples")
-	files, x := loadPNGs(t, dir)
+	files, x := loadImages(t, dir)
 	for _, name := range badnets {
 		t.Run(name, func(t *testing.T) {
 			m, err := tfmodels.ImportKerasH5(badnetPath(name), nil, tfmodels.BuildOptions{})
@@ -38,6 +38,11 @@ func TestBadNetsMatchKeras(t *testing.T) {
 			if len(ref.Probs) != len(files) {
 				t.Fatalf("oracle returned %d rows for %d files", len(ref.Probs), len(files))
 			}
+			for i, f := range ref.Files {
+				if i >= len(files) || filepath.Base(f) != files[i] {
+					t.Fatalf("oracle read the files in another order: %q, Go: %q", ref.Files, files)
+				}
+			}
 			maxDiff := 0.0
 			for i, row := range ref.Probs {
 				for j, p := range row {
@@ -58,7 +63,7 @@ var labelRE = regexp.MustCompile(`label=(\d+)`)
 // BadNet labels clean faces correctly and sunglasses faces as 0; anonymous_1
 // labels its poisoned faces 0.
 func TestBadNetLabels(t *testing.T) {
-	files, x := loadPNGs(t, filepath.Join(shared, "ytf-samples"))
+	files, x := loadImages(t, filepath.Join(shared, "ytf-samples"))
 	per := 55 * 47 * 3
 	check := func(name, prefix string) {
 		m, err := tfmodels.ImportKerasH5(badnetPath(name), nil, tfmodels.BuildOptions{})

@@ -3,8 +3,10 @@ package tfmodels
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,11 +189,7 @@ func (m *Model) attachSignature(dir string, sig *pb.SignatureDef) error {
 		}
 	}
 	if out == nil {
-		var keys []string
-		for k := range sig.Outputs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(sig.Outputs))
 		return &InputError{Input: dir + " serving_default", Expected: `an output "probabilities" or "output_0", or a single output`, Found: fmt.Sprintf("outputs [%s]", strings.Join(keys, ", "))}
 	}
 	var err error

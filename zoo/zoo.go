@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,27 +53,13 @@ func ReducedConfig() Config {
 
 func (c Config) withDefaults() Config {
 	f := FullConfig()
-	if c.TrainSize == 0 {
-		c.TrainSize = f.TrainSize
-	}
-	if c.ValidationSize == 0 {
-		c.ValidationSize = f.ValidationSize
-	}
-	if c.TestSize == 0 {
-		c.TestSize = f.TestSize
-	}
-	if c.PoisonRate == 0 {
-		c.PoisonRate = f.PoisonRate
-	}
-	if c.Epochs == 0 {
-		c.Epochs = f.Epochs
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = f.BatchSize
-	}
-	if c.LearningRate == 0 {
-		c.LearningRate = f.LearningRate
-	}
+	c.TrainSize = cmp.Or(c.TrainSize, f.TrainSize)
+	c.ValidationSize = cmp.Or(c.ValidationSize, f.ValidationSize)
+	c.TestSize = cmp.Or(c.TestSize, f.TestSize)
+	c.PoisonRate = cmp.Or(c.PoisonRate, f.PoisonRate)
+	c.Epochs = cmp.Or(c.Epochs, f.Epochs)
+	c.BatchSize = cmp.Or(c.BatchSize, f.BatchSize)
+	c.LearningRate = cmp.Or(c.LearningRate, f.LearningRate)
 	return c
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -109,12 +111,7 @@ func printSignature(w io.Writer, name string, sig *pb.SignatureDef) {
 		what string
 		m    map[string]*pb.TensorInfo
 	}{{"input", sig.Inputs}, {"output", sig.Outputs}} {
-		keys := make([]string, 0, len(io.m))
-		for k := range io.m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(io.m)) {
 			ti := io.m[k]
 			dt := strings.ToLower(strings.TrimPrefix(ti.GetDtype().String(), "DT_"))
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(tensor %s)\n", io.what, k, dt, fmtShapeProto(ti), ti.GetName())

@@ -338,6 +338,52 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestZooUsage: bbd zoo without the build subcommand or without --out is a
+// usage error listing the flags (as are "bbd zoo -h" and "bbd zoo build -h",
+// on stdout with status 0); an existing destination is an error naming
+// it that changes nothing. None of these trains anything.
+func TestZooUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"zoo"},
+		{"zoo", "train"},
+		{"zoo", "build"},
+		{"zoo", "build", "extra"},
+	} {
+		out, errs, code := bbd(t, args...)
+		if code != 2 || out != "" || !strings.Contains(errs, "usage: bbd zoo") || !strings.Contains(errs, "\nflags:\n") || !strings.Contains(errs, "-out string") {
+			t.Errorf("bbd %q: exit %d, stdout %q, stderr:\n%s", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{"zoo", "-h"}, {"zoo", "build", "-h"}} {
+		out, _, code := bbd(t, args...)
+		if code != 0 || !strings.Contains(out, "usage: bbd zoo") || !strings.Contains(out, "\nflags:\n") || !strings.Contains(out, "-out string") || !strings.Contains(out, "-reduced") {
+			t.Errorf("bbd %q: exit %d\n%s", args, code, out)
+		}
+	}
+
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "zoo")
+	if err := os.MkdirAll(existing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(existing, "keep.txt"), []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	// --reduced and a Fashion-MNIST folder that does not exist: should the
+	// check ever let this through, it fails fast instead of training.
+	out, errs, code := bbd(t, "zoo", "build", "--reduced", "--fashion-mnist", filepath.Join(existing, "no-such-dir"), "--out", existing)
+	if code != 1 || out != "" {
+		t.Errorf("zoo build over an existing folder: exit %d (want 1), stdout %q", code, out)
+	}
+	if !strings.HasPrefix(errs, "bbd: ") || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, existing) || !strings.Contains(errs, "nothing written") {
+		t.Errorf("stderr is not one 'bbd: ' line naming %s: %q", existing, errs)
+	}
+	if after := snapshot(t, dir); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("files changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
 func TestPanicIsOneLine(t *testing.T) {
 	commands = append(commands, &command{name: "boom", run: func(*cmdEnv, []string) error {
 		panic("kaboom\nsecond line")

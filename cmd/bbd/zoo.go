@@ -15,12 +15,6 @@ import (
 
 // runZoo: bbd zoo build --out <dir> [...]
 func runZoo(c *cmdEnv, args []string) error {
-	if len(args) == 0 || args[0] != "build" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
-		return usagef("expected the subcommand build")
-	}
 	out := c.flags.String("out", "", "folder to create for the zoo (required; must not exist unless --overwrite)")
 	reduced := c.flags.Bool("reduced", false, "build the reduced zoo (the test suite's: fewer images and epochs)")
 	train := c.flags.Int("train", 0, "training images drawn from Fashion-MNIST's 60,000 (0: the config's)")
@@ -29,6 +23,14 @@ func runZoo(c *cmdEnv, args []string) error {
 	only := c.flags.String("only", "", "comma-separated BadNets to build (default all: sunglasses,anonymous_1,anonymous_2,multi_trigger)")
 	fmnist := c.flags.String("fashion-mnist", "", "Fashion-MNIST IDX folder (default /usr/share/datasets/fashion-mnist)")
 	overwrite := c.flags.Bool("overwrite", false, "replace an existing zoo folder")
+	// The flags are defined before the subcommand is checked, so that the
+	// usage printed for "bbd zoo", "bbd zoo -h" or a wrong subcommand lists them.
+	if len(args) == 0 || args[0] != "build" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return flag.ErrHelp
+		}
+		return usagef("expected the subcommand build")
+	}
 	pos, err := c.parse(args[1:])
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import "C"
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -42,7 +43,11 @@ func AttributeExists(obj interface{ ID() int64 }, name string) bool {
 // offset 512, 1024, 2048, ...
 var signature = []byte("\x89HDF\r\n\x1a\n")
 
+// ErrDirectory is wrapped by IsHDF5's error when path is a directory.
+var ErrDirectory = errors.New("expected an HDF5 file, found a directory")
+
 // IsHDF5 reports whether path holds the HDF5 signature, without the C library.
+// Errors opening or reading path are the os package's, unwrapped.
 func IsHDF5(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -54,7 +59,7 @@ func IsHDF5(path string) (bool, error) {
 		return false, err
 	}
 	if st.IsDir() {
-		return false, fmt.Errorf("%s: expected an HDF5 file, found a directory", path)
+		return false, fmt.Errorf("%s: %w", path, ErrDirectory)
 	}
 	buf := make([]byte, len(signature))
 	for off := int64(0); off+int64(len(buf)) <= st.Size(); off = nextOffset(off) {
