@@ -16,8 +16,9 @@ import (
 	"github.com/bbd-workbench/bbd/internal/h5"
 )
 
-// h5mu serialises this package's calls into libhdf5, which is not built
-// thread-safe on Debian.
+// h5mu serialises this package's calls into libhdf5: gonum/hdf5 handles are
+// not safe for concurrent use, whatever the library's own build (Debian's is
+// thread-safe).
 var h5mu sync.Mutex
 
 // IsHDF5 reports whether the file at path starts with the HDF5 signature (at
