@@ -178,3 +178,42 @@ func TestTrainDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyStopping: with an impossible MinDelta no epoch after the first
+// improves, so training stops after Patience more epochs and RestoreBest puts
+// back the weights of epoch 1 (which a plain one-epoch run reproduces).
+func TestEarlyStopping(t *testing.T) {
+	ex := realFaces(t, "clean")
+	val := realFaces(t, "sunglasses")
+	settings := tfmodels.TrainSettings{Seed: 5, BatchSize: 16, Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9}}
+	train := func(s tfmodels.TrainSettings) (*tfmodels.History, tfmodels.Weights) {
+		m, err := tfmodels.ImportKerasH5(badnetPath("sunglasses"), nil, tfmodels.BuildOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		h, err := m.Train(ex, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := m.GetWeights()
+		return h, w
+	}
+	_, one := train(settings)
+	s := settings
+	s.Epochs, s.Validation, s.Patience, s.MinDelta, s.RestoreBest = 10, val, 2, 1e9, true
+	h, w := train(s)
+	if len(h.Epochs) != 3 || !h.Stopped || h.BestEpoch != 1 {
+		t.Fatalf("ran %d epochs, stopped %v, best %d; want 3, true, 1", len(h.Epochs), h.Stopped, h.BestEpoch)
+	}
+	if h.Epochs[0].ValLoss == 0 || h.Epochs[0].ValAccuracy < 0 {
+		t.Errorf("no validation figures: %+v", h.Epochs[0])
+	}
+	for name, v := range one {
+		for i := range v.Values {
+			if v.Values[i] != w[name].Values[i] {
+				t.Fatalf("%s[%d]: %g after restoring the best epoch, %g after one epoch", name, i, w[name].Values[i], v.Values[i])
+			}
+		}
+	}
+}
