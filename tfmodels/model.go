@@ -3,7 +3,6 @@ package tfmodels
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"unsafe"
@@ -234,10 +233,8 @@ func (m *Model) Run(x []float32, n int, outputs ...tf.Output) (res [][]float32, 
 	if n < 0 || len(x) != n*per {
 		return nil, &InputError{Input: "model input", Expected: fmt.Sprintf("%d examples of %dx%dx%d (%d values)", n, h, w, c, n*per), Found: fmt.Sprintf("%d values", len(x))}
 	}
-	for i, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, &InputError{Input: "model input", Expected: "finite pixel values", Found: fmt.Sprintf("%v in example %d", v, i/per)}
-		}
+	if i := firstNonFinite(x); i >= 0 {
+		return nil, &InputError{Input: "model input", Expected: "finite pixel values", Found: fmt.Sprintf("%v in example %d", x[i], i/per)}
 	}
 	bs := m.BatchSize
 	if bs <= 0 {
@@ -255,10 +252,51 @@ func (m *Model) Run(x []float32, n int, outputs ...tf.Output) (res [][]float32, 
 			return nil, fmt.Errorf("running the model on examples %d..%d: %w", start, end-1, err)
 		}
 		for i, o := range outs {
-			res[i] = append(res[i], tensorFloats(o)...)
+			// Each output's values for all n examples go into one slice,
+			// allocated at the first batch, which the tensor is copied into.
+			size := 1
+			for _, d := range o.Shape()[1:] {
+				size *= int(d)
+			}
+			if res[i] == nil {
+				res[i] = make([]float32, n*size)
+			}
+			dst := res[i][start*size : end*size]
+			if _, err := o.WriteContentsTo(&float32Sink{dst: dst}); err != nil {
+				return nil, fmt.Errorf("reading output %d: %w", i, err)
+			}
 		}
 	}
 	return res, nil
+}
+
+// firstNonFinite returns the index of the first NaN or infinite value, or -1.
+func firstNonFinite(x []float32) int {
+	for i, v := range x {
+		if v-v != 0 { // NaN - NaN and Inf - Inf are NaN; finite - itself is 0
+			return i
+		}
+	}
+	return -1
+}
+
+// float32Sink is an io.Writer that copies a tensor's raw bytes into a float32
+// slice (native byte order, as TensorFlow stores them).
+type float32Sink struct {
+	dst []float32
+	off int // bytes written so far
+}
+
+func (s *float32Sink) Write(p []byte) (int, error) {
+	var raw []byte
+	if len(s.dst) > 0 {
+		raw = unsafe.Slice((*byte)(unsafe.Pointer(&s.dst[0])), 4*len(s.dst))
+	}
+	if s.off+len(p) > len(raw) {
+		return 0, fmt.Errorf("tensor larger than expected: %d bytes for %d values", s.off+len(p), len(s.dst))
+	}
+	s.off += copy(raw[s.off:], p)
+	return len(p), nil
 }
 
 // float32Tensor makes a tensor of the given shape from row-major values.
