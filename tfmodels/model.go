@@ -32,8 +32,8 @@ type Model struct {
 	layerOrder []string
 	vars       []*Variable
 	closed     bool
-	loss       *lossOps // training and evaluation ops, added on first use
-	trainCount int      // optimizers added so far (each under its own scope)
+	loss       *lossOps             // training and evaluation ops, added on first use
+	optimizers map[string]*trainOps // optimizer ops added so far, by optimizerKey
 }
 
 // Close frees the session (and with it the graph's resources). Safe to call

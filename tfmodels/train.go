@@ -256,10 +256,56 @@ func (m *Model) trainable(s TrainSettings) ([]*Variable, error) {
 	return out, nil
 }
 
-// addOptimizer adds gradients and update ops for vars under a fresh scope.
-func (m *Model) addOptimizer(vars []*Variable, o OptimizerSettings, loss tf.Output) (*trainOps, error) {
-	m.trainCount++
-	scope := fmt.Sprintf("train/opt_%d", m.trainCount)
+// optimizerKey identifies an optimizer's graph: the same variables and the same
+// constants reuse the same ops (the learning rate and Adam's step are fed).
+func optimizerKey(vars []*Variable, o OptimizerSettings) string {
+	names := make([]string, len(vars))
+	for i, v := range vars {
+		names[i] = v.Name
+	}
+	return fmt.Sprintf("%s %g %v %g %g %g | %s", o.Kind, o.Momentum, o.Nesterov, o.Beta1, o.Beta2, o.Epsilon, strings.Join(names, ","))
+}
+
+// optimizer returns the update ops for vars, adding them to the graph the first
+// time (gradients and the optimizer's ops are built once per model and
+// configuration: adding them, and TensorFlow's first run of a new subgraph,
+// cost more than an epoch of a small data set), with its state reset to zero:
+// each Train call starts a fresh optimizer, as a new Keras compile does.
+func (m *Model) optimizer(vars []*Variable, o OptimizerSettings, loss tf.Output) (*trainOps, error) {
+	key := optimizerKey(vars, o)
+	t, ok := m.optimizers[key]
+	if !ok {
+		var err error
+		if t, err = m.addOptimizer(vars, o, loss, len(m.optimizers)+1); err != nil {
+			return nil, err
+		}
+		if m.optimizers == nil {
+			m.optimizers = map[string]*trainOps{}
+		}
+		m.optimizers[key] = t
+	}
+	feeds := map[tf.Output]*tf.Tensor{}
+	var targets []*tf.Operation
+	for _, s := range t.slots {
+		z, err := float32Tensor(make([]float32, s.Size()), s.Shape)
+		if err != nil {
+			return nil, err
+		}
+		feeds[s.Initial] = z
+		targets = append(targets, s.Assign)
+	}
+	if len(targets) > 0 {
+		if _, err := m.Session.Run(feeds, nil, targets); err != nil {
+			return nil, fmt.Errorf("training: initialising optimizer state: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// addOptimizer adds gradients and update ops for vars under scope
+// "train/opt_<n>".
+func (m *Model) addOptimizer(vars []*Variable, o OptimizerSettings, loss tf.Output, n int) (*trainOps, error) {
+	scope := fmt.Sprintf("train/opt_%d", n)
 	xs := make([]tf.Output, len(vars))
 	for i, v := range vars {
 		xs[i] = v.Value
@@ -311,22 +357,6 @@ func (m *Model) addOptimizer(vars []*Variable, o OptimizerSettings, loss tf.Outp
 	t.step = b.op(scope+"/step", "NoOp", nil, nil, updates...)
 	if b.err != nil {
 		return nil, fmt.Errorf("training: adding the optimizer: %w", b.err)
-	}
-	// Slots start at zero.
-	feeds := map[tf.Output]*tf.Tensor{}
-	var targets []*tf.Operation
-	for _, s := range t.slots {
-		z, err := float32Tensor(make([]float32, s.Size()), s.Shape)
-		if err != nil {
-			return nil, err
-		}
-		feeds[s.Initial] = z
-		targets = append(targets, s.Assign)
-	}
-	if len(targets) > 0 {
-		if _, err := m.Session.Run(feeds, nil, targets); err != nil {
-			return nil, fmt.Errorf("training: initialising optimizer state: %w", err)
-		}
 	}
 	return t, nil
 }
@@ -383,7 +413,7 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := m.addOptimizer(vars, s.Optimizer, l.loss)
+	opt, err := m.optimizer(vars, s.Optimizer, l.loss)
 	if err != nil {
 		return nil, err
 	}

@@ -217,3 +217,39 @@ func TestEarlyStopping(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainTwiceStartsFresh: each Train call starts a fresh optimizer (the
+// graph is reused, the momentum state is reset), so training again from the
+// same weights gives the same weights.
+func TestTrainTwiceStartsFresh(t *testing.T) {
+	ex := realFaces(t, "clean")
+	m, err := tfmodels.ImportKerasH5(badnetPath("sunglasses"), nil, tfmodels.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := tfmodels.TrainSettings{Seed: 2, BatchSize: 16, Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9}}
+	w0, _ := m.GetWeights()
+	if _, err := m.Train(ex, s); err != nil {
+		t.Fatal(err)
+	}
+	w1, _ := m.GetWeights()
+	ops := len(m.Graph.Operations())
+	if err := m.SetWeights(w0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Train(ex, s); err != nil {
+		t.Fatal(err)
+	}
+	w2, _ := m.GetWeights()
+	if n := len(m.Graph.Operations()); n != ops {
+		t.Errorf("second Train added %d ops to the graph", n-ops)
+	}
+	for name := range w1 {
+		for i := range w1[name].Values {
+			if w1[name].Values[i] != w2[name].Values[i] {
+				t.Fatalf("%s[%d]: %g then %g", name, i, w1[name].Values[i], w2[name].Values[i])
+			}
+		}
+	}
+}
