@@ -48,6 +48,8 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/bbd-workbench/bbd/internal/textfmt"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -206,21 +208,4 @@ func oneLine(s string) string {
 }
 
 // thousands formats n with comma thousands separators: 601643 -> "601,643".
-func thousands(n int) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func thousands(n int) string { return textfmt.Thousands(n) }

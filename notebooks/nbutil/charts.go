@@ -103,6 +103,12 @@ func TopKChart(title string, names []string, probs []float32, classes, k, cols i
 	}
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Millimeter, PadY: vg.Millimeter,
 		PadTop: vg.Millimeter, PadBottom: vg.Millimeter, PadLeft: vg.Millimeter, PadRight: vg.Millimeter}
+	return drawTiles(plots, tiles, dc, img, "nbutil.TopKChart")
+}
+
+// drawTiles draws a grid of plots (nil cells stay empty) into dc, aligned,
+// and encodes img as PNG.
+func drawTiles(plots [][]*plot.Plot, tiles draw.Tiles, dc draw.Canvas, img *vgimg.Canvas, what string) ([]byte, error) {
 	canvases := plot.Align(plots, tiles, dc)
 	for r := range plots {
 		for c, pl := range plots[r] {
@@ -113,7 +119,7 @@ func TopKChart(title string, names []string, probs []float32, classes, k, cols i
 	}
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("nbutil.TopKChart: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return buf.Bytes(), nil
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/bbd-workbench/bbd/internal/textfmt"
 )
 
 // ModulePath is the module path of this repository.
@@ -94,24 +96,7 @@ func Shared(elem ...string) (string, error) {
 }
 
 // Commas formats n with thousands separators: 601643 -> "601,643".
-func Commas(n int) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func Commas(n int) string { return textfmt.Thousands(n) }
 
 // Dims formats a tensor shape as "55x47x3", leaving out a leading batch dimension of -1.
 func Dims(shape []int64) string {

@@ -1,7 +1,6 @@
 package nbutil
 
 import (
-	"bytes"
 	"fmt"
 	"image/color"
 	"math"
@@ -287,17 +286,5 @@ func drawFigure(title string, plots [][]*plot.Plot, legend []legendEntry, width,
 	pad := vg.Millimeter
 	tiles := draw.Tiles{Rows: len(plots), Cols: len(plots[0]), PadX: 4 * pad, PadY: 4 * pad,
 		PadTop: pad, PadBottom: pad, PadLeft: 2 * pad, PadRight: 2 * pad}
-	canvases := plot.Align(plots, tiles, dc)
-	for r := range plots {
-		for c, pl := range plots[r] {
-			if pl != nil {
-				pl.Draw(canvases[r][c])
-			}
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("nbutil: %w", err)
-	}
-	return buf.Bytes(), nil
+	return drawTiles(plots, tiles, dc, img, "nbutil")
 }
