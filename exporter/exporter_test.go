@@ -167,3 +167,52 @@ func TestWriteRefusesExisting(t *testing.T) {
 		t.Error("overwrite kept the old content")
 	}
 }
+
+// TestTrainExportReloadTrain: a model trained, exported and reloaded can be
+// trained again (its graph already holds training ops) and exported again.
+func TestTrainExportReloadTrain(t *testing.T) {
+	imgs, err := data.ReadImageDir(filepath.Join(shared, "real-faces", "clean"), data.DeepIDImageOptions(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tfmodels.ImportKerasH5(sunglases, nil, tfmodels.BuildOptions{Masks: []string{"flatten_1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := tfmodels.TrainSettings{BatchSize: 16, Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9}}
+	if _, err := m.Train(imgs, s); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "trained")
+	if err := exporter.WriteModel(dir, m, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := tfmodels.LoadSavedModel(dir, tfmodels.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	before, _, err := back.Evaluate(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Optimizer.Kind = tfmodels.Adam
+	s.Optimizer.Momentum = 0
+	if _, err := back.Train(imgs, s); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := back.Train(imgs, tfmodels.TrainSettings{BatchSize: 16, Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9}}); err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := back.Evaluate(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(after < before) {
+		t.Errorf("training the reloaded model did not lower its loss: %g -> %g", before, after)
+	}
+	if err := exporter.WriteModel(filepath.Join(t.TempDir(), "again"), back, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}

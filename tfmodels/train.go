@@ -276,7 +276,7 @@ func (m *Model) optimizer(vars []*Variable, o OptimizerSettings, loss tf.Output)
 	t, ok := m.optimizers[key]
 	if !ok {
 		var err error
-		if t, err = m.addOptimizer(vars, o, loss, len(m.optimizers)+1); err != nil {
+		if t, err = m.addOptimizer(vars, o, loss); err != nil {
 			return nil, err
 		}
 		if m.optimizers == nil {
@@ -302,9 +302,14 @@ func (m *Model) optimizer(vars []*Variable, o OptimizerSettings, loss tf.Output)
 	return t, nil
 }
 
-// addOptimizer adds gradients and update ops for vars under scope
-// "train/opt_<n>".
-func (m *Model) addOptimizer(vars []*Variable, o OptimizerSettings, loss tf.Output, n int) (*trainOps, error) {
+// addOptimizer adds gradients and update ops for vars under the first free
+// scope "train/opt_<n>" (a model reloaded from a SavedModel may carry the
+// optimizers it was trained with).
+func (m *Model) addOptimizer(vars []*Variable, o OptimizerSettings, loss tf.Output) (*trainOps, error) {
+	n := 1
+	for m.Graph.Operation(fmt.Sprintf("train/opt_%d/learning_rate", n)) != nil {
+		n++
+	}
 	scope := fmt.Sprintf("train/opt_%d", n)
 	xs := make([]tf.Output, len(vars))
 	for i, v := range vars {
