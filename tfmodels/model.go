@@ -33,6 +33,7 @@ type Model struct {
 	vars       []*Variable
 	closed     bool
 	loss       *lossOps             // training and evaluation ops, added on first use
+	inputGrad  tf.Output            // d loss / d input, added on first use
 	optimizers map[string]*trainOps // optimizer ops added so far, by optimizerKey
 }
 

@@ -503,3 +503,56 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 	}
 	return h, nil
 }
+
+// InputGradient returns the gradient of the mean cross-entropy loss of the n
+// examples x (labelled labels) with respect to the input pixels: n*H*W*C
+// values, channels-last. Trigger reverse-engineering (Neural Cleanse) and
+// adversarial methods build on it.
+func (m *Model) InputGradient(x []float32, labels []int32) (grad []float32, err error) {
+	defer recoverTF(&err, "input gradient")
+	l, err := m.ensureLoss()
+	if err != nil {
+		return nil, err
+	}
+	if m.inputGrad.Op == nil {
+		g, err := m.Graph.AddGradients("train/input_gradient", []tf.Output{l.loss}, []tf.Output{m.Input}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("input gradient: %w", err)
+		}
+		m.inputGrad = g[0]
+	}
+	ex := &floatExamples{x: x, labels: labels, per: m.InputShape[0] * m.InputShape[1] * m.InputShape[2]}
+	if len(x) != len(labels)*ex.per {
+		return nil, &InputError{Input: "model input", Expected: fmt.Sprintf("%d values for %d labels", len(labels)*ex.per, len(labels)), Found: fmt.Sprintf("%d values", len(x))}
+	}
+	idx := make([]int, len(labels))
+	for i := range idx {
+		idx[i] = i
+	}
+	feeds, err := m.feeds(ex, idx, l.labels)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.Session.Run(feeds, []tf.Output{m.inputGrad}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("input gradient: %w", err)
+	}
+	return tensorFloats(res[0]), nil
+}
+
+// floatExamples are examples already converted to float32.
+type floatExamples struct {
+	x      []float32
+	labels []int32
+	per    int
+}
+
+func (e *floatExamples) Len() int { return len(e.labels) }
+
+func (e *floatExamples) Gather(idx []int, x []float32, labels []int32) error {
+	for k, i := range idx {
+		copy(x[k*e.per:(k+1)*e.per], e.x[i*e.per:(i+1)*e.per])
+		labels[k] = e.labels[i]
+	}
+	return nil
+}

@@ -253,3 +253,40 @@ func TestTrainTwiceStartsFresh(t *testing.T) {
 		}
 	}
 }
+
+// TestInputGradientMatchesTF compares the gradient of the loss with respect to
+// the input pixels (Graph.AddGradients through every DeepID op) with
+// tf.GradientTape in Python TensorFlow.
+func TestInputGradientMatchesTF(t *testing.T) {
+	dir := filepath.Join(shared, "ytf-samples")
+	files, x := loadImages(t, dir)
+	m, err := tfmodels.ImportKerasH5(badnetPath("sunglasses"), nil, tfmodels.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	labels := make([]int32, len(files))
+	for i := range labels {
+		labels[i] = 5
+	}
+	got, err := m.InputGradient(x, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct{ Grad []float32 }
+	if err := pyoracle.Run(&ref, "input_gradient.py", badnetPath("sunglasses"), "5", dir); err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.Grad) != len(got) {
+		t.Fatalf("%d gradient values from Go, %d from TF", len(got), len(ref.Grad))
+	}
+	maxDiff, maxAbs := 0.0, 0.0
+	for i := range got {
+		maxDiff = math.Max(maxDiff, math.Abs(float64(got[i]-ref.Grad[i])))
+		maxAbs = math.Max(maxAbs, math.Abs(float64(ref.Grad[i])))
+	}
+	t.Logf("input gradient: max |Go - TF| = %.3g, max |gradient| = %.3g", maxDiff, maxAbs)
+	if maxAbs == 0 || maxDiff > 1e-5*math.Max(1, maxAbs) {
+		t.Errorf("gradients differ by %g (scale %g)", maxDiff, maxAbs)
+	}
+}
