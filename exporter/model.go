@@ -23,6 +23,9 @@ func WriteModel(dir string, m *tfmodels.Model, opts Options) error {
 	if !m.WhiteBox() {
 		return fmt.Errorf("writing SavedModel %s: %w", dir, tfmodels.ErrNotWhiteBox)
 	}
+	if m.Frozen() {
+		return fmt.Errorf("writing SavedModel %s: %w: export the model it was frozen from", dir, tfmodels.ErrFrozen)
+	}
 	arch, err := json.Marshal(m.Arch)
 	if err != nil {
 		return err

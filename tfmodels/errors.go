@@ -9,6 +9,10 @@ import (
 // layers, variables) on a model loaded black-box from a foreign SavedModel.
 var ErrNotWhiteBox = errors.New("model is black-box (a SavedModel not written by bbd): only its serving_default signature can be used")
 
+// ErrFrozen is returned by operations that change weights (SetWeights, Train)
+// or write them (export) on a frozen model (BuildOptions.Frozen, Model.Freeze).
+var ErrFrozen = errors.New("model is frozen (weights are constants, for inference only)")
+
 // InputError reports a bad input: a file, a shape, a value. It names the input,
 // what was expected and what was found.
 type InputError struct {

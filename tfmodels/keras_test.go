@@ -53,6 +53,26 @@ func TestBadNetsMatchKeras(t *testing.T) {
 			if maxDiff > 1e-5 {
 				t.Errorf("max abs difference %.3g > 1e-5", maxDiff)
 			}
+			// The frozen copy (weights as constants) that bbd predicts with.
+			frozen, err := m.Freeze()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer frozen.Close()
+			fgot, err := frozen.Predict(x, len(files))
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxDiff = 0
+			for i, row := range ref.Probs {
+				for j, p := range row {
+					maxDiff = math.Max(maxDiff, math.Abs(float64(p-fgot[i*m.NumClasses+j])))
+				}
+			}
+			t.Logf("%s frozen: max |Go - Keras| = %.3g", name, maxDiff)
+			if maxDiff > 1e-5 {
+				t.Errorf("frozen: max abs difference %.3g > 1e-5", maxDiff)
+			}
 		})
 	}
 }

@@ -32,9 +32,12 @@ type Model struct {
 	layerOrder []string
 	vars       []*Variable
 	closed     bool
-	loss       *lossOps             // training and evaluation ops, added on first use
-	inputGrad  tf.Output            // d loss / d input, added on first use
-	optimizers map[string]*trainOps // optimizer ops added so far, by optimizerKey
+	loss       *lossOps  // training and evaluation ops, added on first use
+	inputGrad  tf.Output // d loss / d input, added on first use
+	frozen     Weights   // the constants of a frozen model; nil otherwise
+	// sessionOptions the model was built or loaded with (Freeze reuses them).
+	sessionOptions *tf.SessionOptions
+	optimizers     map[string]*trainOps // optimizer ops added so far, by optimizerKey
 }
 
 // Close frees the session (and with it the graph's resources). Safe to call
@@ -136,6 +139,9 @@ func (m *Model) Layers() ([]LayerInfo, error) {
 // shapes are errors; variables not named keep their values.
 func (m *Model) SetWeights(w Weights) (err error) {
 	defer recoverTF(&err, "setting weights")
+	if m.Frozen() {
+		return ErrFrozen
+	}
 	feeds := map[tf.Output]*tf.Tensor{}
 	var targets []*tf.Operation
 	byName := map[string]*Variable{}

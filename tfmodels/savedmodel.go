@@ -62,7 +62,8 @@ func LoadSavedModel(dir string, opts LoadOptions) (m *Model, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading SavedModel %s: %w", dir, err)
 	}
-	m = &Model{Graph: saved.Graph, Session: saved.Session, BatchSize: opts.BatchSize, layers: map[string]tf.Output{}}
+	m = &Model{Graph: saved.Graph, Session: saved.Session, BatchSize: opts.BatchSize, layers: map[string]tf.Output{},
+		sessionOptions: opts.Session}
 	if m.BatchSize <= 0 {
 		m.BatchSize = 128
 	}

@@ -399,6 +399,9 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 	if !m.WhiteBox() {
 		return nil, ErrNotWhiteBox
 	}
+	if m.Frozen() {
+		return nil, ErrFrozen
+	}
 	if s.Epochs <= 0 {
 		s.Epochs = 1
 	}

@@ -1,6 +1,7 @@
 package tfmodels_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -288,5 +289,46 @@ func TestInputGradientMatchesTF(t *testing.T) {
 	t.Logf("input gradient: max |Go - TF| = %.3g, max |gradient| = %.3g", maxDiff, maxAbs)
 	if maxAbs == 0 || maxDiff > 1e-5*math.Max(1, maxAbs) {
 		t.Errorf("gradients differ by %g (scale %g)", maxDiff, maxAbs)
+	}
+}
+
+// TestFrozenIsInferenceOnly: a frozen copy keeps layers, masks and parameter
+// count, predicts like the original, and refuses to change its weights.
+func TestFrozenIsInferenceOnly(t *testing.T) {
+	ex := realFaces(t, "clean")
+	m, err := tfmodels.ImportKerasH5(badnetPath("anonymous_1"), nil, tfmodels.BuildOptions{Masks: []string{"flatten_2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mask, _ := m.Variable("flatten_2/mask")
+	half := make([]float32, mask.Size())
+	for i := range half {
+		half[i] = float32(i % 2)
+	}
+	if err := m.SetWeights(tfmodels.Weights{"flatten_2/mask": {Shape: mask.Shape, Values: half}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !f.Frozen() || f.ParamCount() != m.ParamCount() {
+		t.Errorf("frozen %v, %d parameters (original %d)", f.Frozen(), f.ParamCount(), m.ParamCount())
+	}
+	l0, a0, _ := m.Evaluate(ex)
+	l1, a1, err := f.Evaluate(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(l0-l1) > 1e-5 || a0 != a1 {
+		t.Errorf("frozen model evaluates to %g/%g, original %g/%g (the mask must be frozen too)", l1, a1, l0, a0)
+	}
+	if err := f.SetWeights(tfmodels.Weights{}); !errors.Is(err, tfmodels.ErrFrozen) {
+		t.Errorf("SetWeights on a frozen model: %v", err)
+	}
+	if _, err := f.Train(ex, tfmodels.TrainSettings{}); !errors.Is(err, tfmodels.ErrFrozen) {
+		t.Errorf("Train on a frozen model: %v", err)
 	}
 }

@@ -320,8 +320,14 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 		return nil, nil, err
 	}
 
-	// Measure on the exported SavedModel, reloaded.
-	saved, err := tfmodels.LoadSavedModel(modelDir, tfmodels.LoadOptions{})
+	// Measure on the exported SavedModel, reloaded and frozen, as bbd predict
+	// does.
+	loaded, err := tfmodels.LoadSavedModel(modelDir, tfmodels.LoadOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	saved, err := loaded.Freeze()
+	loaded.Close()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -60,7 +60,12 @@ func TestReducedZoo(t *testing.T) {
 	}
 	// Same figures when re-measured from the files alone.
 	b := onDisk.BadNets[0]
-	m, err := tfmodels.LoadSavedModel(filepath.Join(dir, b.Model), tfmodels.LoadOptions{})
+	loaded, err := tfmodels.LoadSavedModel(filepath.Join(dir, b.Model), tfmodels.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close()
+	m, err := loaded.Freeze()
 	if err != nil {
 		t.Fatal(err)
 	}

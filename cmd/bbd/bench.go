@@ -71,7 +71,8 @@ func runBench(c *cmdEnv, args []string) error {
 	if *train {
 		return benchTrain(c.stdout, *model, imgs, *n, *batch, *runs, sess, *noPython)
 	}
-	m, err := tfmodels.ImportKerasH5(*model, tfmodels.DeepID(), tfmodels.BuildOptions{Source: *model, BatchSize: *batch, Session: sess})
+	// Inference runs on the frozen model, as bbd predict does.
+	m, err := tfmodels.ImportKerasH5(*model, tfmodels.DeepID(), tfmodels.BuildOptions{Source: *model, BatchSize: *batch, Session: sess, Frozen: true})
 	if err != nil {
 		return modelError(*model, err)
 	}
@@ -103,7 +104,7 @@ func runBench(c *cmdEnv, args []string) error {
 	row := func(path string, rate float64) {
 		rows = append(rows, [3]string{path, fmt.Sprintf("%.0f", rate), fmt.Sprintf("%.2f", goRate/rate)})
 	}
-	row(fmt.Sprintf("Go: tfmodels Predict (libtensorflow %s)", tf.Version()), goRate)
+	row(fmt.Sprintf("Go: tfmodels Predict, frozen (libtensorflow %s)", tf.Version()), goRate)
 	if py != nil {
 		row(fmt.Sprintf("Python: Keras model.predict (TF %s)", py.TFVersion), py.KerasPredict)
 		row(fmt.Sprintf("Python: tf.function over batches (TF %s)", py.TFVersion), py.TFFunction)

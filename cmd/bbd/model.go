@@ -21,6 +21,9 @@ type modelOptions struct {
 	Arch      string // "" (the file's own, DeepID for weights-only files) or "deepid"
 	BatchSize int
 	Session   *tf.SessionOptions
+	// Frozen: white-box models come back frozen (weights as constants), the
+	// faster form for inference only.
+	Frozen bool
 }
 
 // archFlag returns the architecture --arch names (nil: the file's own).
@@ -93,8 +96,14 @@ func loadModel(path string, opts modelOptions) (*tfmodels.Model, modelKind, erro
 			return nil, kind, usagef("--arch applies to Keras HDF5 files, not to the SavedModel %s", path)
 		}
 		m, err = tfmodels.LoadSavedModel(path, tfmodels.LoadOptions{BatchSize: opts.BatchSize, Session: opts.Session})
+		if err == nil && opts.Frozen && m.WhiteBox() {
+			var frozen *tfmodels.Model
+			frozen, err = m.Freeze()
+			m.Close()
+			m = frozen
+		}
 	default:
-		m, err = tfmodels.ImportKerasH5(path, arch, tfmodels.BuildOptions{Source: path, BatchSize: opts.BatchSize, Session: opts.Session})
+		m, err = tfmodels.ImportKerasH5(path, arch, tfmodels.BuildOptions{Source: path, BatchSize: opts.BatchSize, Session: opts.Session, Frozen: opts.Frozen})
 	}
 	if err != nil {
 		return nil, kind, modelError(path, err)

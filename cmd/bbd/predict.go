@@ -61,7 +61,7 @@ func runPredict(c *cmdEnv, args []string) error {
 	if *batch <= 0 {
 		return usagef("--batch must be positive, got %d", *batch)
 	}
-	m, _, err := loadModel(*modelPath, modelOptions{Arch: *arch, BatchSize: *batch})
+	m, _, err := loadModel(*modelPath, modelOptions{Arch: *arch, BatchSize: *batch, Frozen: true})
 	if err != nil {
 		return err
 	}
