@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
@@ -32,7 +35,8 @@ func runBench(c *cmdEnv, args []string) error {
 	batch := c.flags.Int("batch", 128, "batch size, the same for every path")
 	model := c.flags.String("model", filepath.Join(shared, "badnets", "sunglasses_bd_weights.h5"), "Keras weights-only .h5 file of a DeepID BadNet")
 	faces := c.flags.String("faces", filepath.Join(shared, "real-faces", "clean"), "folder of 55x47 face images to repeat")
-	runs := c.flags.Int("runs", 3, "timed runs per path (the best is reported), after one warm-up run")
+	runs := c.flags.Int("runs", 3, "timed runs per path and round (the best counts), after one warm-up run")
+	rounds := c.flags.Int("rounds", 3, "rounds of Go then Python timings; medians over rounds are reported (machine load drifts)")
 	noPython := c.flags.Bool("no-python", false, "time only the Go path")
 	intra := c.flags.Int("intra", 0, "TensorFlow intra-op threads for Go (0: TensorFlow's default)")
 	inter := c.flags.Int("inter", 0, "TensorFlow inter-op threads for Go (0: TensorFlow's default)")
@@ -44,8 +48,8 @@ func runBench(c *cmdEnv, args []string) error {
 	if len(pos) != 0 {
 		return usagef("bench takes no arguments, got %q", pos)
 	}
-	if *n <= 0 || *batch <= 0 || *runs <= 0 {
-		return usagef("--n, --batch and --runs must be positive")
+	if *n <= 0 || *batch <= 0 || *runs <= 0 || *rounds <= 0 {
+		return usagef("--n, --batch, --runs and --rounds must be positive")
 	}
 
 	imgs, err := data.ReadImageDir(*faces, data.DeepIDImageOptions(false))
@@ -69,7 +73,7 @@ func runBench(c *cmdEnv, args []string) error {
 		return err
 	}
 	if *train {
-		return benchTrain(c.stdout, *model, imgs, *n, *batch, *runs, sess, *noPython)
+		return benchTrain(c.stdout, *model, imgs, *n, *batch, *runs, *rounds, sess, *noPython)
 	}
 	// Inference runs on the frozen model, as bbd predict does.
 	m, err := tfmodels.ImportKerasH5(*model, tfmodels.DeepID(), tfmodels.BuildOptions{Source: *model, BatchSize: *batch, Session: sess, Frozen: true})
@@ -79,49 +83,42 @@ func runBench(c *cmdEnv, args []string) error {
 	defer m.Close()
 
 	w := c.stdout
-	fmt.Fprintf(w, "bbd bench: %s (DeepID, %s parameters), %d images (%d real faces of %s repeated), batch %d, best of %d runs after a warm-up run\n",
-		*model, thousands(m.ParamCount()), *n, imgs.Len(), *faces, *batch, *runs)
+	fmt.Fprintf(w, "bbd bench: %s (DeepID, %s parameters), %d images (%d real faces of %s repeated), batch %d, %d rounds of Go then Python, each path best of %d runs after a warm-up run; medians over rounds\n",
+		*model, thousands(m.ParamCount()), *n, imgs.Len(), *faces, *batch, *rounds, *runs)
 
 	var goLabels []int
-	goRate, err := bestRate(*n, *runs, func() error {
-		probs, err := m.Predict(x, *n)
-		goLabels = tfmodels.Labels(probs, m.NumClasses)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-
+	var goRates, kerasRates, fnRates, ratios []float64
 	var py *benchPython
-	if !*noPython {
-		py, err = benchPy(*model, x, *n, imgs, *batch, *runs)
+	for range *rounds {
+		goRate, err := bestRate(*n, *runs, func() error {
+			probs, err := m.Predict(x, *n)
+			goLabels = tfmodels.Labels(probs, m.NumClasses)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-	}
-
-	rows := [][3]string{{"path", "images/s", "Go / path"}}
-	row := func(path string, rate float64) {
-		rows = append(rows, [3]string{path, fmt.Sprintf("%.0f", rate), fmt.Sprintf("%.2f", goRate/rate)})
-	}
-	row(fmt.Sprintf("Go: tfmodels Predict, frozen (libtensorflow %s)", tf.Version()), goRate)
-	if py != nil {
-		row(fmt.Sprintf("Python: Keras model.predict (TF %s)", py.TFVersion), py.KerasPredict)
-		row(fmt.Sprintf("Python: tf.function over batches (TF %s)", py.TFVersion), py.TFFunction)
-	}
-	width := 0
-	for _, r := range rows {
-		width = max(width, len(r[0]))
-	}
-	for _, r := range rows {
-		fmt.Fprintf(w, "%-*s  %8s  %9s\n", width, r[0], r[1], r[2])
-	}
-	if py != nil {
-		faster, name := py.KerasPredict, "Keras model.predict"
-		if py.TFFunction > faster {
-			faster, name = py.TFFunction, "tf.function"
+		goRates = append(goRates, goRate)
+		if *noPython {
+			continue
 		}
-		fmt.Fprintf(w, "Go / faster Python (%s): %.2f\n", name, goRate/faster)
+		if py, err = benchPy(*model, x, *n, imgs, *batch, *runs); err != nil {
+			return err
+		}
+		kerasRates = append(kerasRates, py.KerasPredict)
+		fnRates = append(fnRates, py.TFFunction)
+		ratios = append(ratios, goRate/max(py.KerasPredict, py.TFFunction))
+	}
+	goRate := median(goRates)
+	t := benchTable{base: goRate}
+	t.row(fmt.Sprintf("Go: tfmodels Predict, frozen (libtensorflow %s)", tf.Version()), goRate)
+	if py != nil {
+		t.row(fmt.Sprintf("Python: Keras model.predict (TF %s)", py.TFVersion), median(kerasRates))
+		t.row(fmt.Sprintf("Python: tf.function over batches (TF %s)", py.TFVersion), median(fnRates))
+	}
+	t.write(w)
+	if py != nil {
+		fmt.Fprintf(w, "Go / faster Python path, per round: %s; median %.2f\n", fmtRatios(ratios), median(ratios))
 		agree := 0
 		for i := range min(len(goLabels), len(py.Labels)) {
 			if goLabels[i] == py.Labels[i] {
@@ -131,6 +128,47 @@ func runBench(c *cmdEnv, args []string) error {
 		fmt.Fprintf(w, "predicted labels, Go vs Python: %d/%d agree\n", agree, *n)
 	}
 	return nil
+}
+
+// benchTable prints "path, images/s, Go / path" rows, aligned.
+type benchTable struct {
+	base float64 // the Go rate
+	rows [][3]string
+}
+
+func (t *benchTable) row(path string, rate float64) {
+	t.rows = append(t.rows, [3]string{path, fmt.Sprintf("%.0f", rate), fmt.Sprintf("%.2f", t.base/rate)})
+}
+
+func (t *benchTable) write(w io.Writer) {
+	rows := append([][3]string{{"path", "images/s", "Go / path"}}, t.rows...)
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-*s  %8s  %9s\n", width, r[0], r[1], r[2])
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtRatios(v []float64) string {
+	parts := make([]string, len(v))
+	for i, r := range v {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // bestRate runs f once to warm up, then runs times, and returns the best

@@ -15,7 +15,7 @@ import (
 // benchTrain times one epoch of training (SGD, lr 1e-3, momentum 0.9, batches
 // in order) of the DeepID BadNet on n images in Go and with Keras fit in
 // Python TensorFlow, same weights, images, labels and batch size.
-func benchTrain(w io.Writer, model string, imgs *data.Images, n, batch, runs int, sess *tf.SessionOptions, noPython bool) error {
+func benchTrain(w io.Writer, model string, imgs *data.Images, n, batch, runs, rounds int, sess *tf.SessionOptions, noPython bool) error {
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i % imgs.Len()
@@ -34,52 +34,66 @@ func benchTrain(w io.Writer, model string, imgs *data.Images, n, batch, runs int
 		return modelError(model, err)
 	}
 	defer m.Close()
-	fmt.Fprintf(w, "bbd bench --train: %s (DeepID, %s parameters), %d labelled images (%d real faces repeated), batch %d, SGD lr 1e-3 momentum 0.9, best of %d epochs after a warm-up epoch\n",
-		model, thousands(m.ParamCount()), n, imgs.Len(), batch, runs)
+	fmt.Fprintf(w, "bbd bench --train: %s (DeepID, %s parameters), %d labelled images (%d real faces repeated), batch %d, SGD lr 1e-3 momentum 0.9, %d rounds of Go then Python, each path best of %d epochs after a warm-up epoch; medians over rounds\n",
+		model, thousands(m.ParamCount()), n, imgs.Len(), batch, rounds, runs)
 	settings := tfmodels.TrainSettings{BatchSize: batch, NoShuffle: true,
 		Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9}}
-	goRate, err := bestRate(n, runs, func() error {
-		_, err := m.Train(ex, settings)
-		return err
-	})
-	if err != nil {
-		return err
+	var xf, yf string
+	if !noPython {
+		if _, err := pyoracle.Python(); err != nil {
+			return fmt.Errorf("%v (or use --no-python)", err)
+		}
+		x, err := ex.Float32(0, n)
+		if err != nil {
+			return err
+		}
+		labels := make([]float32, n)
+		for i := range labels {
+			labels[i] = float32(ex.Labels[i])
+		}
+		if xf, err = tempNpy(x, []int{n, ex.H, ex.W, ex.C}); err != nil {
+			return err
+		}
+		defer os.Remove(xf)
+		if yf, err = tempNpy(labels, []int{n}); err != nil {
+			return err
+		}
+		defer os.Remove(yf)
 	}
-	fmt.Fprintf(w, "%-44s  %8s  %9s\n", "path", "images/s", "Go / path")
-	fmt.Fprintf(w, "%-44s  %8.0f  %9.2f\n", fmt.Sprintf("Go: tfmodels Train (libtensorflow %s)", tf.Version()), goRate, 1.0)
-	if noPython {
-		return nil
+	var goRates, pyRates, ratios []float64
+	tfVersion := ""
+	for range rounds {
+		goRate, err := bestRate(n, runs, func() error {
+			_, err := m.Train(ex, settings)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		goRates = append(goRates, goRate)
+		if noPython {
+			continue
+		}
+		var py struct {
+			TFVersion string  `json:"tf_version"`
+			KerasFit  float64 `json:"keras_fit"`
+		}
+		if err := pyoracle.Run(&py, "bench_train.py", model, xf, yf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
+			return fmt.Errorf("python benchmark: %w", err)
+		}
+		tfVersion = py.TFVersion
+		pyRates = append(pyRates, py.KerasFit)
+		ratios = append(ratios, goRate/py.KerasFit)
 	}
-	if _, err := pyoracle.Python(); err != nil {
-		return fmt.Errorf("%v (or use --no-python)", err)
+	t := benchTable{base: median(goRates)}
+	t.row(fmt.Sprintf("Go: tfmodels Train (libtensorflow %s)", tf.Version()), median(goRates))
+	if !noPython {
+		t.row(fmt.Sprintf("Python: Keras model.fit (TF %s)", tfVersion), median(pyRates))
 	}
-	x, err := ex.Float32(0, n)
-	if err != nil {
-		return err
+	t.write(w)
+	if !noPython {
+		fmt.Fprintf(w, "Go / Keras fit, per round: %s; median %.2f\n", fmtRatios(ratios), median(ratios))
 	}
-	labels := make([]float32, n)
-	for i := range labels {
-		labels[i] = float32(ex.Labels[i])
-	}
-	xf, err := tempNpy(x, []int{n, ex.H, ex.W, ex.C})
-	if err != nil {
-		return err
-	}
-	defer os.Remove(xf)
-	yf, err := tempNpy(labels, []int{n})
-	if err != nil {
-		return err
-	}
-	defer os.Remove(yf)
-	var py struct {
-		TFVersion string  `json:"tf_version"`
-		KerasFit  float64 `json:"keras_fit"`
-	}
-	if err := pyoracle.Run(&py, "bench_train.py", model, xf, yf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
-		return fmt.Errorf("python benchmark: %w", err)
-	}
-	fmt.Fprintf(w, "%-44s  %8.0f  %9.2f\n", fmt.Sprintf("Python: Keras model.fit (TF %s)", py.TFVersion), py.KerasFit, goRate/py.KerasFit)
-	fmt.Fprintf(w, "Go / Keras fit: %.2f\n", goRate/py.KerasFit)
 	return nil
 }
 

@@ -77,7 +77,7 @@ var commands = []*command{
 	{name: "predict", summary: "classify images, image folders and HDF5 data files",
 		usage: "--model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...", run: runPredict},
 	{name: "bench", summary: "measure images/s of Go inference against Python TensorFlow",
-		usage: "[--train] [--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]", run: runBench},
+		usage: "[--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]", run: runBench},
 	{name: "zoo", summary: "train the Fashion-MNIST BadNet zoo (four BadNets mirroring the paper's)",
 		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
 }
