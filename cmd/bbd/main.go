@@ -8,7 +8,7 @@
 //	bbd convert [--arch deepid] [--overwrite] <keras.h5> <savedmodel-dir>
 //	bbd info [--arch deepid] <savedmodel-dir | keras.h5>
 //	bbd predict --model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...
-//	bbd bench [--train] [--n 2048] [--batch 128] [--model <keras weights .h5>] [--no-python]
+//	bbd bench [--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]
 //	bbd zoo build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]
 //
 // Examples (from the module root):
