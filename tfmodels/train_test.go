@@ -102,22 +102,9 @@ func TestTrainMatchesKeras(t *testing.T) {
 // checks its loss on them goes down, with a frozen layer left unchanged.
 func TestFineTuneLowersLoss(t *testing.T) {
 	ex := realFaces(t, "clean")
-	m, err := tfmodels.ImportKerasH5(badnetPath("anonymous_1"), nil, tfmodels.BuildOptions{Masks: []string{"flatten_2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Half of flatten_2 pruned, so the model has something to recover from.
+	m := halfPrunedAnonymous1(t)
 	defer m.Close()
-	// Prune half of flatten_2 so the model has something to recover from.
-	mask, _ := m.Variable("flatten_2/mask")
-	vals := make([]float32, mask.Size())
-	for i := range vals {
-		if i%2 == 0 {
-			vals[i] = 1
-		}
-	}
-	if err := m.SetWeights(tfmodels.Weights{"flatten_2/mask": {Shape: mask.Shape, Values: vals}}); err != nil {
-		t.Fatal(err)
-	}
 	before, _, err := m.Evaluate(ex)
 	if err != nil {
 		t.Fatal(err)
@@ -296,19 +283,8 @@ func TestInputGradientMatchesTF(t *testing.T) {
 // count, predicts like the original, and refuses to change its weights.
 func TestFrozenIsInferenceOnly(t *testing.T) {
 	ex := realFaces(t, "clean")
-	m, err := tfmodels.ImportKerasH5(badnetPath("anonymous_1"), nil, tfmodels.BuildOptions{Masks: []string{"flatten_2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := halfPrunedAnonymous1(t)
 	defer m.Close()
-	mask, _ := m.Variable("flatten_2/mask")
-	half := make([]float32, mask.Size())
-	for i := range half {
-		half[i] = float32(i % 2)
-	}
-	if err := m.SetWeights(tfmodels.Weights{"flatten_2/mask": {Shape: mask.Shape, Values: half}}); err != nil {
-		t.Fatal(err)
-	}
 	f, err := m.Freeze()
 	if err != nil {
 		t.Fatal(err)
@@ -331,4 +307,24 @@ func TestFrozenIsInferenceOnly(t *testing.T) {
 	if _, err := f.Train(ex, tfmodels.TrainSettings{}); !errors.Is(err, tfmodels.ErrFrozen) {
 		t.Errorf("Train on a frozen model: %v", err)
 	}
+}
+
+// halfPrunedAnonymous1 imports the anonymous_1 BadNet with a mask on
+// flatten_2 that zeroes every other unit.
+func halfPrunedAnonymous1(t *testing.T) *tfmodels.Model {
+	t.Helper()
+	m, err := tfmodels.ImportKerasH5(badnetPath("anonymous_1"), nil, tfmodels.BuildOptions{Masks: []string{"flatten_2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask, _ := m.Variable("flatten_2/mask")
+	half := make([]float32, mask.Size())
+	for i := range half {
+		half[i] = float32(1 - i%2)
+	}
+	if err := m.SetWeights(tfmodels.Weights{"flatten_2/mask": {Shape: mask.Shape, Values: half}}); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	return m
 }
