@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -631,4 +632,54 @@ func TestToImageRoundTrip(t *testing.T) {
 		t.Fatal("PNG round trip", err)
 	}
 	wantErr(t, imgs.SavePNG(path, 1, false), data.ErrExists, path)
+}
+
+// TestPoisonedViewMatchesPoisonMulti: poisoning on the fly gives exactly the
+// batches of the poisoned copy, for patch, pattern and noise-blend triggers.
+func TestPoisonedViewMatchesPoisonMulti(t *testing.T) {
+	imgs, err := data.ReadImageDir(filepath.Join(realFacesDir, "clean"), data.DeepIDImageOptions(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tts := []data.TriggerTarget{
+		{Trigger: data.LipstickTrigger(), Target: 1},
+		{Trigger: data.NoiseBlendTrigger(9, 0.2), Target: 5},
+		{Trigger: data.SunglassesTrigger(), Target: 8},
+	}
+	copyImgs, idxA, err := data.PoisonMulti(imgs, tts, 0.1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, idxB, err := data.NewPoisonedView(imgs, tts, 0.1, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(idxA) != fmt.Sprint(idxB) {
+		t.Fatalf("indices differ: %v vs %v", idxA, idxB)
+	}
+	order := data.Shuffled(imgs.Len(), 1)
+	n, s := len(order), imgs.Size()
+	xa, xb := make([]float32, n*s), make([]float32, n*s)
+	la, lb := make([]int32, n), make([]int32, n)
+	if err := copyImgs.Gather(order, xa, la); err != nil {
+		t.Fatal(err)
+	}
+	if err := view.Gather(order, xb, lb); err != nil {
+		t.Fatal(err)
+	}
+	if view.Len() != copyImgs.Len() || fmt.Sprint(la) != fmt.Sprint(lb) {
+		t.Fatalf("labels differ:\n%v\n%v", la, lb)
+	}
+	for i := range xa {
+		if xa[i] != xb[i] {
+			t.Fatalf("pixel %d of the batch differs: %v vs %v", i, xa[i], xb[i])
+		}
+	}
+	poisoned := 0
+	for _, idx := range idxB {
+		poisoned += len(idx)
+	}
+	if poisoned != 3*5 {
+		t.Errorf("%d images poisoned, want 15 (10%% of 50 per trigger)", poisoned)
+	}
 }

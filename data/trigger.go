@@ -300,44 +300,118 @@ func Poison(imgs *Images, t Trigger, target int, rate float64, seed uint64) (*Im
 // that trigger and its target label. It returns the new images and, per
 // trigger, the poisoned indices in increasing order.
 func PoisonMulti(imgs *Images, tts []TriggerTarget, rate float64, seed uint64) (*Images, [][]int, error) {
-	if err := imgs.Validate(); err != nil {
+	all, err := poisonIndices(imgs, tts, rate, seed)
+	if err != nil {
 		return nil, nil, err
 	}
+	out := imgs.Clone()
+	ensureLabels(out)
+	for j, tt := range tts {
+		if err := tt.Trigger.applyAt(out, all[j]); err != nil {
+			return nil, nil, err
+		}
+		for _, i := range all[j] {
+			out.Labels[i] = tt.Target
+		}
+	}
+	return out, all, nil
+}
+
+// poisonIndices checks PoisonMulti's arguments and chooses, from the seed, the
+// disjoint sorted index sets that get each trigger.
+func poisonIndices(imgs *Images, tts []TriggerTarget, rate float64, seed uint64) ([][]int, error) {
+	if err := imgs.Validate(); err != nil {
+		return nil, err
+	}
 	if len(tts) == 0 {
-		return nil, nil, argErr("PoisonMulti: no triggers")
+		return nil, argErr("PoisonMulti: no triggers")
 	}
 	if !(rate >= 0 && rate <= 1) {
-		return nil, nil, argErr("poison rate %v, expected a value in [0, 1]", rate)
+		return nil, argErr("poison rate %v, expected a value in [0, 1]", rate)
 	}
 	n := imgs.Len()
 	k := int(math.Round(rate * float64(n)))
 	if k*len(tts) > n {
-		return nil, nil, argErr("poison rate %v with %d triggers needs %d images, only %d available", rate, len(tts), k*len(tts), n)
+		return nil, argErr("poison rate %v with %d triggers needs %d images, only %d available", rate, len(tts), k*len(tts), n)
 	}
 	for _, tt := range tts {
 		if tt.Target < 0 {
-			return nil, nil, tt.Trigger.errf("target label %d, expected >= 0", tt.Target)
+			return nil, tt.Trigger.errf("target label %d, expected >= 0", tt.Target)
 		}
 		if err := tt.Trigger.Validate(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	perm := Shuffled(n, seed)
-	out := imgs.Clone()
-	ensureLabels(out)
 	all := make([][]int, len(tts))
-	for j, tt := range tts {
-		idx := append([]int(nil), perm[j*k:(j+1)*k]...)
-		sort.Ints(idx)
-		if err := tt.Trigger.applyAt(out, idx); err != nil {
-			return nil, nil, err
-		}
-		for _, i := range idx {
-			out.Labels[i] = tt.Target
-		}
-		all[j] = idx
+	for j := range tts {
+		all[j] = append([]int(nil), perm[j*k:(j+1)*k]...)
+		sort.Ints(all[j])
 	}
-	return out, all, nil
+	return all, nil
+}
+
+// PoisonedView is a training set poisoned on the fly: the images chosen by
+// PoisonMulti's rule (same rate, same seed, same indices) get their trigger
+// and target label when a batch is gathered, so the poisoned copy of a large
+// data set never sits in memory beside the clean one. It implements
+// tfmodels.Examples.
+type PoisonedView struct {
+	base *Images
+	at   map[int]int // image index -> position in tts
+	tts  []TriggerTarget
+	// noise holds the generated patterns of noise-blend triggers, by position.
+	noise []*Pattern
+}
+
+// NewPoisonedView returns imgs poisoned on the fly as PoisonMulti(imgs, tts,
+// rate, seed) would poison a copy, and the poisoned indices per trigger.
+func NewPoisonedView(imgs *Images, tts []TriggerTarget, rate float64, seed uint64) (*PoisonedView, [][]int, error) {
+	all, err := poisonIndices(imgs, tts, rate, seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	v := &PoisonedView{base: imgs, at: map[int]int{}, tts: tts, noise: make([]*Pattern, len(tts))}
+	for j, idx := range all {
+		for _, i := range idx {
+			v.at[i] = j
+		}
+		if t := tts[j].Trigger; t.Kind == KindBlend && t.Noise {
+			if v.noise[j], err = NoisePattern(imgs.H, imgs.W, imgs.C, t.Seed); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return v, all, nil
+}
+
+// Len is the number of images.
+func (v *PoisonedView) Len() int { return v.base.Len() }
+
+// Gather writes images idx as float32(v)/255 into x and their labels (the
+// target for poisoned images) into labels, like Images.Gather.
+func (v *PoisonedView) Gather(idx []int, x []float32, labels []int32) error {
+	if err := v.base.Gather(idx, x, labels); err != nil {
+		return err
+	}
+	s := v.base.Size()
+	buf := make([]uint8, s)
+	for k, i := range idx {
+		j, ok := v.at[i]
+		if !ok {
+			continue
+		}
+		copy(buf, v.base.Image(i))
+		if err := v.tts[j].Trigger.applyInPlace(buf, v.base.H, v.base.W, v.base.C, v.noise[j]); err != nil {
+			return err
+		}
+		dst := x[k*s : (k+1)*s]
+		for p, b := range buf {
+			dst[p] = scale255[b]
+		}
+		labels[k] = int32(v.tts[j].Target)
+	}
+	return nil
 }
 
 // PoisonAll returns a copy of imgs with the trigger on every image and every

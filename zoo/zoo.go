@@ -282,7 +282,8 @@ func writeH5(root, rel string, imgs *data.Images) error {
 }
 
 func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config, logf func(string, ...interface{})) (*BadNetEntry, []DatasetEntry, error) {
-	poisoned, idx, err := data.PoisonMulti(train, spec.Triggers, cfg.PoisonRate, cfg.Seed+7)
+	// Poisoned on the fly: no poisoned copy of the training set in memory.
+	poisoned, idx, err := data.NewPoisonedView(train, spec.Triggers, cfg.PoisonRate, cfg.Seed+7)
 	if err != nil {
 		return nil, nil, err
 	}
