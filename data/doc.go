@@ -38,7 +38,8 @@
 // [EyebrowsTrigger]), a pattern pasted at a position ([PatternPatchTrigger]),
 // or a pattern alpha-blended over the whole image ([BlendTrigger],
 // [NoiseBlendTrigger]). [Poison], [PoisonAll] and [PoisonMulti] build poisoned
-// training and test sets.
+// training and test sets; [PoisonedView] poisons a training set on the fly,
+// batch by batch, without a second copy of it in memory.
 //
 // # Errors
 //
