@@ -279,10 +279,8 @@ func checkWeights(vars []*Variable, weights Weights, source string) error {
 		if !sameShape(w.Shape, v.Shape) || len(w.Values) != v.Size() {
 			return &InputError{Input: source + ": " + v.Name, Expected: fmt.Sprintf("shape %v", v.Shape), Found: fmt.Sprintf("shape %v (%d values)", w.Shape, len(w.Values))}
 		}
-		for _, x := range w.Values {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return &InputError{Input: source + ": " + v.Name, Expected: "finite values", Found: fmt.Sprint(x)}
-			}
+		if i := firstNonFinite(w.Values); i >= 0 {
+			return &InputError{Input: source + ": " + v.Name, Expected: "finite values", Found: fmt.Sprint(w.Values[i])}
 		}
 	}
 	if len(missing) > 0 {

@@ -1,7 +1,6 @@
 package tfmodels
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -261,10 +260,7 @@ func (m *Model) Run(x []float32, n int, outputs ...tf.Output) (res [][]float32, 
 		for i, o := range outs {
 			// Each output's values for all n examples go into one slice,
 			// allocated at the first batch, which the tensor is copied into.
-			size := 1
-			for _, d := range o.Shape()[1:] {
-				size *= int(d)
-			}
+			size := int(numElements(o.Shape()[1:]))
 			if res[i] == nil {
 				res[i] = make([]float32, n*size)
 			}
@@ -321,14 +317,17 @@ func float32Tensor(values []float32, shape []int64) (*tf.Tensor, error) {
 
 // tensorFloats copies a float32 tensor's values out, row-major.
 func tensorFloats(t *tf.Tensor) []float32 {
-	var buf bytes.Buffer
-	if _, err := t.WriteContentsTo(&buf); err != nil {
+	out := make([]float32, numElements(t.Shape()))
+	if _, err := t.WriteContentsTo(&float32Sink{dst: out}); err != nil {
 		return nil
 	}
-	raw := buf.Bytes()
-	out := make([]float32, len(raw)/4)
-	if len(out) > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*len(out)), raw)
-	}
 	return out
+}
+
+func numElements(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,10 +189,8 @@ func (m *Model) feeds(ex Examples, idx []int, labels tf.Output) (map[tf.Output]*
 			return nil, &InputError{Input: fmt.Sprintf("label of example %d", idx[i]), Expected: fmt.Sprintf("a class in [0, %d)", m.NumClasses), Found: fmt.Sprint(l)}
 		}
 	}
-	for i, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, &InputError{Input: fmt.Sprintf("example %d", idx[i/(h*w*c)]), Expected: "finite pixel values", Found: fmt.Sprint(v)}
-		}
+	if i := firstNonFinite(x); i >= 0 {
+		return nil, &InputError{Input: fmt.Sprintf("example %d", idx[i/(h*w*c)]), Expected: "finite pixel values", Found: fmt.Sprint(x[i])}
 	}
 	xt, err := float32Tensor(x, []int64{int64(len(idx)), int64(h), int64(w), int64(c)})
 	if err != nil {
@@ -216,22 +215,17 @@ type trainOps struct {
 
 // trainable resolves TrainSettings.Train/Freeze to variables.
 func (m *Model) trainable(s TrainSettings) ([]*Variable, error) {
-	match := func(v *Variable, names []string) (bool, error) {
+	// A name selects a variable ("fc_1/kernel") or every variable of a layer ("fc_1").
+	selects := func(v *Variable, names []string) bool {
 		for _, n := range names {
 			if v.Name == n || strings.HasPrefix(v.Name, n+"/") {
-				return true, nil
+				return true
 			}
 		}
-		return false, nil
+		return false
 	}
 	for _, n := range append(append([]string{}, s.Train...), s.Freeze...) {
-		found := false
-		for _, v := range m.vars {
-			if v.Name == n || strings.HasPrefix(v.Name, n+"/") {
-				found = true
-			}
-		}
-		if !found {
+		if !slices.ContainsFunc(m.vars, func(v *Variable) bool { return selects(v, []string{n}) }) {
 			return nil, fmt.Errorf("training: %q is neither a layer with weights nor a variable of %s", n, m.Arch.Name)
 		}
 	}
@@ -240,12 +234,7 @@ func (m *Model) trainable(s TrainSettings) ([]*Variable, error) {
 		if !v.Trainable {
 			continue
 		}
-		if len(s.Train) > 0 {
-			if ok, _ := match(v, s.Train); !ok {
-				continue
-			}
-		}
-		if ok, _ := match(v, s.Freeze); ok {
+		if (len(s.Train) > 0 && !selects(v, s.Train)) || selects(v, s.Freeze) {
 			continue
 		}
 		out = append(out, v)
