@@ -45,7 +45,7 @@ func LoadSavedModel(dir string, opts LoadOptions) (m *Model, err error) {
 	if tag == "" {
 		tag = "serve"
 	}
-	mg, err := readMetaGraph(dir, tag)
+	mg, err := ReadMetaGraph(dir, tag)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +79,13 @@ func LoadSavedModel(dir string, opts LoadOptions) (m *Model, err error) {
 	return m, nil
 }
 
-// readMetaGraph reads saved_model.pb and returns the MetaGraph with tag.
-func readMetaGraph(dir, tag string) (*pb.MetaGraphDef, error) {
+// ReadMetaGraph reads dir/saved_model.pb and returns its MetaGraph tagged tag
+// ("serve" when empty), checking that dir is a SavedModel folder. It is the one
+// parser of saved_model.pb in bbd.
+func ReadMetaGraph(dir, tag string) (*pb.MetaGraphDef, error) {
+	if tag == "" {
+		tag = "serve"
+	}
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, &InputError{Input: dir, Expected: "a SavedModel directory", Found: "no such directory"}
