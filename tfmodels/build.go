@@ -19,19 +19,24 @@ type WeightTensor struct {
 	Values []float32
 }
 
+// DefaultBatchSize is the batch size of inference and training wherever a
+// batch size of zero is given (BuildOptions, LoadOptions, ModelOptions,
+// TrainSettings).
+const DefaultBatchSize = 128
+
 // BuildOptions configures [Build]. The zero value is usable: see each field.
 type BuildOptions struct {
-	// Masks lists layers whose output is multiplied by a mask variable
-	// "<layer>/mask" (ones at first) shaped like one example of the output.
-	// Pruning defences set it; training keeps masked units at zero. Zero: none.
-	Masks []string
+	// Masks, ChannelMasks and KernelMasks name the layers that get a pruning
+	// mask of that kind (see [MaskOutput], [MaskChannel], [MaskKernel]); ones at
+	// first, never trained, saved with the model. Zero: none.
+	Masks, ChannelMasks, KernelMasks []string
 	// Seed for the random initial weights used where Weights has none
 	// (Glorot-uniform kernels, zero biases, as Keras). Ignored when every
 	// weight is given.
 	Seed uint64
 	// Source names where the weights come from (a file), for error messages.
 	Source string
-	// BatchSize for inference; zero means 128.
+	// BatchSize for inference; zero means [DefaultBatchSize].
 	BatchSize int
 	// Session configures the TensorFlow session (device placement, threads);
 	// nil means TensorFlow's defaults: every device the library supports.
@@ -44,197 +49,82 @@ type BuildOptions struct {
 }
 
 // DefaultBuildOptions returns the options used when none are given.
-func DefaultBuildOptions() BuildOptions { return BuildOptions{BatchSize: 128} }
+func DefaultBuildOptions() BuildOptions { return BuildOptions{BatchSize: DefaultBatchSize} }
 
-// Build builds arch as a TensorFlow graph, opens a session and initialises the
-// variables: from weights where given, otherwise at random from opts.Seed.
-// Missing weights are an error unless weights is nil (all random).
+// Build builds arch as a TensorFlow graph (an "input" placeholder and the net
+// without scope, [AddNet]), opens a session and initialises the variables:
+// from weights where given, otherwise at random from opts.Seed. Missing
+// weights are an error unless weights is nil (all random).
 func Build(arch *Architecture, weights Weights, opts BuildOptions) (m *Model, err error) {
 	defer recoverTF(&err, "building "+arch.Name)
 	if err := arch.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 128
+	inSpec, _ := arch.InputLayer()
+	g := tf.NewGraph()
+	in, err := AddInput(g, "input", [3]int{inSpec.Shape[0], inSpec.Shape[1], inSpec.Shape[2]})
+	if err != nil {
+		return nil, err
 	}
-	if opts.Frozen && weights == nil {
-		return nil, fmt.Errorf("building a frozen %s: expected weights, found none", arch.Name)
+	net, err := AddNet(g, arch, in, NetOptions{Weights: weights, Seed: opts.Seed, Masks: opts.Masks, ChannelMasks: opts.ChannelMasks,
+		KernelMasks: opts.KernelMasks, Frozen: opts.Frozen, Source: opts.Source})
+	if err != nil {
+		return nil, err
 	}
-	b := &graphBuilder{g: tf.NewGraph()}
-	m = &Model{Graph: b.g, Arch: arch, BatchSize: opts.BatchSize, layers: map[string]tf.Output{},
-		sessionOptions: opts.Session}
-	if opts.Frozen {
-		m.frozen = weights
-	}
-	masks := map[string]bool{}
-	for _, name := range opts.Masks {
-		if _, ok := arch.Layer(name); !ok {
-			return nil, fmt.Errorf("mask on layer %q: no such layer in %s (layers: %s)", name, arch.Name, strings.Join(arch.LayerNames(), ", "))
-		}
-		masks[name] = true
-	}
-	var preOutput tf.Output // pre-activation of the output layer
-	for _, l := range arch.Layers {
-		var ins []tf.Output
-		for _, in := range l.Inputs {
-			ins = append(ins, m.layers[in])
-		}
-		var out, pre tf.Output
-		switch l.Kind {
-		case KindInput:
-			out = b.placeholder("input", tf.Float, tf.MakeShape(-1, int64(l.Shape[0]), int64(l.Shape[1]), int64(l.Shape[2])))
-			m.Input = out
-			m.InputShape = [3]int{l.Shape[0], l.Shape[1], l.Shape[2]}
-			m.layers[l.Name] = out
-			m.layerOrder = append(m.layerOrder, l.Name)
-			continue
-		case KindConv2D:
-			inC, err := lastDim(ins[0], l.Name)
-			if err != nil {
-				return nil, err
-			}
-			kernel := m.addVar(b, l.Name+"/kernel", []int64{int64(l.KernelSize[0]), int64(l.KernelSize[1]), inC, int64(l.Filters)}, true)
-			s := strides(l.Strides, [2]int{1, 1})
-			pre = b.out(l.Name+"/Conv2D", "Conv2D", map[string]interface{}{"strides": []int64{1, s[0], s[1], 1}, "padding": padding(l.Padding)}, ins[0], kernel.Value)
-			if !l.NoBias {
-				bias := m.addVar(b, l.Name+"/bias", []int64{int64(l.Filters)}, true)
-				pre = b.out(l.Name+"/BiasAdd", "BiasAdd", nil, pre, bias.Value)
-			}
-			out = activation(b, l.Name, l.Activation, pre)
-		case KindDense:
-			inN, err := lastDim(ins[0], l.Name)
-			if err != nil {
-				return nil, err
-			}
-			kernel := m.addVar(b, l.Name+"/kernel", []int64{inN, int64(l.Units)}, true)
-			pre = b.out(l.Name+"/MatMul", "MatMul", nil, ins[0], kernel.Value)
-			if !l.NoBias {
-				bias := m.addVar(b, l.Name+"/bias", []int64{int64(l.Units)}, true)
-				pre = b.out(l.Name+"/BiasAdd", "BiasAdd", nil, pre, bias.Value)
-			}
-			out = activation(b, l.Name, l.Activation, pre)
-		case KindMaxPool2D:
-			p := l.PoolSize
-			if p == [2]int{} {
-				p = [2]int{2, 2}
-			}
-			s := strides(l.Strides, p)
-			out = b.out(l.Name+"/MaxPool", "MaxPool", map[string]interface{}{
-				"ksize": []int64{1, int64(p[0]), int64(p[1]), 1}, "strides": []int64{1, s[0], s[1], 1}, "padding": padding(l.Padding)}, ins[0])
-		case KindFlatten:
-			n, err := exampleSize(ins[0], l.Name)
-			if err != nil {
-				return nil, err
-			}
-			shape := b.constant(l.Name+"/shape", []int32{-1, int32(n)})
-			out = b.out(l.Name+"/Reshape", "Reshape", nil, ins[0], shape)
-		case KindAdd:
-			// A chain of AddV2 rather than one AddN: Grappler's MLIR pass rejects
-			// AddN built through the C API ("has an empty op name").
-			out = ins[0]
-			for i, in := range ins[1:] {
-				name := l.Name + "/add"
-				if i > 0 {
-					name = fmt.Sprintf("%s/add_%d", l.Name, i)
-				}
-				out = b.out(name, "AddV2", nil, out, in)
-			}
-		case KindActivation:
-			pre = ins[0]
-			out = activation(b, l.Name, l.Activation, pre)
-		case KindDropout:
-			out = ins[0] // identity at inference
-		}
-		if b.err != nil {
-			return nil, fmt.Errorf("building layer %q (%s): %w", l.Name, l.Kind, b.err)
-		}
-		if masks[l.Name] {
-			shape, err := out.Shape().ToSlice()
-			if err != nil || len(shape) < 2 {
-				return nil, fmt.Errorf("mask on layer %q: output shape unknown", l.Name)
-			}
-			mask := m.addVar(b, l.Name+"/mask", shape[1:], false)
-			out = b.out(l.Name+"/masked", "Mul", nil, out, mask.Value)
-		}
-		m.layers[l.Name] = b.identity(l.Name, out)
-		m.layerOrder = append(m.layerOrder, l.Name)
-		if l.Name == arch.Output {
-			preOutput = pre
-		}
-		if b.err != nil {
-			return nil, fmt.Errorf("building layer %q (%s): %w", l.Name, l.Kind, b.err)
-		}
-	}
-	outSpec, _ := arch.Layer(arch.Output)
-	final := m.layers[arch.Output]
-	if outSpec.Activation == ActSoftmax && !masks[arch.Output] {
-		m.Logits = b.identity("logits", preOutput)
-		m.Probabilities = b.identity("probabilities", final)
-	} else {
-		m.Logits = b.identity("logits", final)
-		m.Probabilities = b.out("probabilities", "Softmax", nil, m.Logits)
-	}
-	if b.err != nil {
-		return nil, fmt.Errorf("building %s outputs: %w", arch.Name, b.err)
-	}
-	shape, err := m.Probabilities.Shape().ToSlice()
-	if err != nil || len(shape) != 2 {
-		return nil, fmt.Errorf("building %s: output %q must be [batch, classes], found %v", arch.Name, arch.Output, m.Probabilities.Shape())
-	}
-	m.NumClasses = int(shape[1])
+	return NewModel(g, in, []*Net{net}, ModelOptions{BatchSize: opts.BatchSize, Session: opts.Session})
+}
 
-	// Check the given weights before opening a session.
-	if weights != nil {
-		if err := checkWeights(m.vars, weights, opts.Source); err != nil {
+// ModelOptions configures [NewModel]. The zero value is usable.
+type ModelOptions struct {
+	// BatchSize for inference; zero means [DefaultBatchSize].
+	BatchSize int
+	// Session options (device placement, threads); nil means defaults.
+	Session *tf.SessionOptions
+}
+
+// NewModel opens a session on g, which holds nets (added by [AddNet]) fed by
+// the placeholder input, and assigns each net's initial weights. The first net
+// is the model's own (its Arch, Logits, Probabilities...); [Model.View] gives
+// the others. The model owns g and the session: Close it.
+func NewModel(g *tf.Graph, input tf.Output, nets []*Net, opts ModelOptions) (m *Model, err error) {
+	defer recoverTF(&err, "opening a model")
+	if len(nets) == 0 {
+		return nil, fmt.Errorf("opening a model: expected at least one net, found none")
+	}
+	if input.Op == nil || input.Op.Type() != "Placeholder" {
+		return nil, fmt.Errorf("opening a model: expected a placeholder as input, found %v", input.Op)
+	}
+	scopes := map[string]bool{}
+	for _, n := range nets {
+		if scopes[n.Scope] {
+			return nil, fmt.Errorf("opening a model: two nets under scope %q", n.Scope)
+		}
+		scopes[n.Scope] = true
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	sess, err := tf.NewSession(g, opts.Session)
+	if err != nil {
+		return nil, fmt.Errorf("opening a TensorFlow session: %w", err)
+	}
+	m = newModel(g, sess, input, nets, opts)
+	for _, n := range nets {
+		if n.frozen || len(n.vars) == 0 {
+			continue
+		}
+		init := randomWeights(n.vars, n.seed)
+		for name, w := range n.initial {
+			init[name] = w
+		}
+		if err := m.setWeights(n, init); err != nil {
+			m.Close()
 			return nil, err
 		}
-	}
-	if m.Session, err = tf.NewSession(m.Graph, opts.Session); err != nil {
-		return nil, fmt.Errorf("opening a TensorFlow session for %s: %w", arch.Name, err)
-	}
-	if m.Frozen() {
-		return m, nil
-	}
-	init := randomWeights(m.vars, opts.Seed)
-	for name, w := range weights {
-		init[name] = w
-	}
-	if err := m.SetWeights(init); err != nil {
-		m.Close()
-		return nil, err
+		n.initial = nil
 	}
 	return m, nil
 }
-
-func (m *Model) addVar(b *graphBuilder, name string, shape []int64, trainable bool) *Variable {
-	var v *Variable
-	if m.frozen == nil {
-		v = b.variable(name, shape, trainable)
-	} else {
-		// A constant named like the variable; masks not given are ones.
-		w, ok := m.frozen[name]
-		if !ok && !trainable {
-			w = randomWeights([]*Variable{{Name: name, Shape: shape}}, 0)[name]
-		}
-		v = &Variable{Name: name, Shape: shape, Trainable: trainable}
-		if w == nil || !sameShape(w.Shape, shape) || len(w.Values) != v.Size() {
-			if b.err == nil {
-				b.err = &InputError{Input: "weight " + name, Expected: fmt.Sprintf("shape %v", shape), Found: "none or another shape"}
-			}
-			return v
-		}
-		if t, err := float32Tensor(w.Values, shape); err != nil {
-			b.err = err
-		} else {
-			v.Value = b.out(name, "Const", map[string]interface{}{"dtype": tf.Float, "value": t})
-		}
-	}
-	m.vars = append(m.vars, v)
-	return v
-}
-
-// Frozen reports whether the model's weights are constants (BuildOptions.Frozen).
-func (m *Model) Frozen() bool { return m.frozen != nil }
 
 // Freeze returns an inference-only copy of a white-box model with its current
 // weights and masks as constants (see BuildOptions.Frozen), in a session of
@@ -250,13 +140,9 @@ func (m *Model) Freeze() (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	var masks []string
-	for _, v := range m.vars {
-		if layer, ok := strings.CutSuffix(v.Name, "/mask"); ok && !v.Trainable {
-			masks = append(masks, layer)
-		}
-	}
-	return Build(m.Arch, w, BuildOptions{Masks: masks, BatchSize: m.BatchSize, Session: m.sessionOptions, Frozen: true})
+	masks := m.Masks()
+	return Build(m.Arch, w, BuildOptions{Masks: masks[MaskOutput], ChannelMasks: masks[MaskChannel], KernelMasks: masks[MaskKernel],
+		BatchSize: m.BatchSize, Session: m.shared.sessionOptions, Frozen: true})
 }
 
 // checkWeights verifies that weights has every trainable variable of vars with
@@ -324,7 +210,7 @@ func randomWeights(vars []*Variable, seed uint64) Weights {
 			for i := range vals {
 				vals[i] = float32((rng.Float64()*2 - 1) * limit)
 			}
-		case strings.HasSuffix(v.Name, "/mask"):
+		case isMask(v.Name):
 			for i := range vals {
 				vals[i] = 1
 			}
@@ -392,4 +278,9 @@ func (a *Architecture) LayerNames() []string {
 		names[i] = l.Name
 	}
 	return names
+}
+
+// isMask reports whether a variable name is a pruning mask's.
+func isMask(name string) bool {
+	return strings.HasSuffix(name, "/"+MaskOutput) || strings.HasSuffix(name, "/"+MaskChannel) || strings.HasSuffix(name, "/"+MaskKernel)
 }

@@ -39,11 +39,12 @@ type OptimizerSettings struct {
 }
 
 // TrainSettings configures Train. The zero value trains every trainable
-// variable for one epoch of SGD in batches of 32, shuffled with seed 0.
+// variable for one epoch of SGD in batches of DefaultBatchSize, shuffled with
+// seed 0.
 type TrainSettings struct {
 	Optimizer OptimizerSettings
 	Epochs    int    // zero: 1
-	BatchSize int    // zero: 32
+	BatchSize int    // zero: DefaultBatchSize
 	Seed      uint64 // seed of the per-epoch shuffling
 	NoShuffle bool   // visit the examples in order (for reproducing other tools' batches)
 
@@ -68,7 +69,7 @@ type TrainSettings struct {
 
 // DefaultTrainSettings returns the settings used for zero fields.
 func DefaultTrainSettings() TrainSettings {
-	return TrainSettings{Epochs: 1, BatchSize: 32, Optimizer: OptimizerSettings{Kind: SGD, LearningRate: 0.01}}
+	return TrainSettings{Epochs: 1, BatchSize: DefaultBatchSize, Optimizer: OptimizerSettings{Kind: SGD, LearningRate: 0.01}}
 }
 
 // TrainProgress reports where training is.
@@ -105,38 +106,42 @@ type lossOps struct {
 }
 
 func (m *Model) ensureLoss() (*lossOps, error) {
-	if m.loss != nil {
-		return m.loss, nil
+	m.shared.mu.Lock()
+	defer m.shared.mu.Unlock()
+	if l, ok := m.shared.losses[m.Scope]; ok {
+		return l, nil
 	}
 	if !m.WhiteBox() {
 		return nil, ErrNotWhiteBox
 	}
 	g := m.Graph
-	if op := g.Operation("train/loss"); op != nil { // a reloaded model trained before
-		m.loss = &lossOps{labels: g.Operation("train/labels").Output(0), loss: op.Output(0), correct: g.Operation("train/correct").Output(0)}
-		return m.loss, nil
+	name := func(n string) string { return scoped(m.Scope, "train/"+n) }
+	if op := g.Operation(name("loss")); op != nil { // a reloaded model trained before
+		l := &lossOps{labels: g.Operation(name("labels")).Output(0), loss: op.Output(0), correct: g.Operation(name("correct")).Output(0)}
+		m.shared.losses[m.Scope] = l
+		return l, nil
 	}
-	b := &graphBuilder{g: g}
+	b := &graphBuilder{g: g, scope: scoped(m.Scope, "train")}
 	l := &lossOps{}
-	l.labels = b.placeholder("train/labels", tf.Int32, tf.MakeShape(-1))
-	depth := b.constant("train/depth", int32(m.NumClasses))
-	on := b.constant("train/on", float32(1))
-	off := b.constant("train/off", float32(0))
-	onehot := b.out("train/onehot", "OneHot", map[string]interface{}{"axis": int64(-1)}, l.labels, depth, on, off)
+	l.labels = b.placeholder("labels", tf.Int32, tf.MakeShape(-1))
+	depth := b.constant("depth", int32(m.NumClasses))
+	on := b.constant("on", float32(1))
+	off := b.constant("off", float32(0))
+	onehot := b.out("onehot", "OneHot", map[string]interface{}{"axis": int64(-1)}, l.labels, depth, on, off)
 	var xent tf.Output
-	if op := b.op("train/xent", "SoftmaxCrossEntropyWithLogits", []tf.Input{m.Logits, onehot}, nil); op != nil {
+	if op := b.op("xent", "SoftmaxCrossEntropyWithLogits", []tf.Input{m.Logits, onehot}, nil); op != nil {
 		xent = op.Output(0)
 	}
-	axis := b.constant("train/axis", []int32{0})
-	l.loss = b.out("train/loss", "Mean", nil, xent, axis)
-	pred := b.out("train/argmax", "ArgMax", map[string]interface{}{"output_type": tf.Int32}, m.Logits, b.constant("train/argmax_axis", int32(1)))
-	eq := b.out("train/equal", "Equal", nil, pred, l.labels)
-	eqf := b.out("train/equal_float", "Cast", map[string]interface{}{"DstT": tf.Float}, eq)
-	l.correct = b.out("train/correct", "Sum", nil, eqf, axis)
+	axis := b.constant("axis", []int32{0})
+	l.loss = b.out("loss", "Mean", nil, xent, axis)
+	pred := b.out("argmax", "ArgMax", map[string]interface{}{"output_type": tf.Int32}, m.Logits, b.constant("argmax_axis", int32(1)))
+	eq := b.out("equal", "Equal", nil, pred, l.labels)
+	eqf := b.out("equal_float", "Cast", map[string]interface{}{"DstT": tf.Float}, eq)
+	l.correct = b.out("correct", "Sum", nil, eqf, axis)
 	if b.err != nil {
 		return nil, fmt.Errorf("adding the loss to the graph: %w", b.err)
 	}
-	m.loss = l
+	m.shared.losses[m.Scope] = l
 	return l, nil
 }
 
@@ -158,7 +163,7 @@ func (m *Model) Evaluate(ex Examples) (loss, accuracy float64, err error) {
 	}
 	bs := m.BatchSize
 	if bs <= 0 {
-		bs = 128
+		bs = DefaultBatchSize
 	}
 	var sumLoss, sumCorrect float64
 	for start := 0; start < n; start += bs {
@@ -203,16 +208,6 @@ func (m *Model) feeds(ex Examples, idx []int, labels tf.Output) (map[tf.Output]*
 	return map[tf.Output]*tf.Tensor{m.Input: xt, labels: yt}, nil
 }
 
-// trainOps is one optimizer over one set of variables.
-type trainOps struct {
-	step     *tf.Operation // runs one update of every trained variable
-	lr       tf.Output     // learning-rate placeholder
-	b1p      tf.Output     // Adam: beta1^t placeholder
-	b2p      tf.Output     // Adam: beta2^t placeholder
-	slots    []*Variable
-	settings OptimizerSettings
-}
-
 // trainable resolves TrainSettings.Train/Freeze to variables.
 func (m *Model) trainable(s TrainSettings) ([]*Variable, error) {
 	// A name selects a variable ("fc_1/kernel") or every variable of a layer ("fc_1").
@@ -243,116 +238,6 @@ func (m *Model) trainable(s TrainSettings) ([]*Variable, error) {
 		return nil, fmt.Errorf("training: no variable left to train")
 	}
 	return out, nil
-}
-
-// optimizerKey identifies an optimizer's graph: the same variables and the same
-// constants reuse the same ops (the learning rate and Adam's step are fed).
-func optimizerKey(vars []*Variable, o OptimizerSettings) string {
-	names := make([]string, len(vars))
-	for i, v := range vars {
-		names[i] = v.Name
-	}
-	return fmt.Sprintf("%s %g %v %g %g %g | %s", o.Kind, o.Momentum, o.Nesterov, o.Beta1, o.Beta2, o.Epsilon, strings.Join(names, ","))
-}
-
-// optimizer returns the update ops for vars, adding them to the graph the first
-// time (gradients and the optimizer's ops are built once per model and
-// configuration: adding them, and TensorFlow's first run of a new subgraph,
-// cost more than an epoch of a small data set), with its state reset to zero:
-// each Train call starts a fresh optimizer, as a new Keras compile does.
-func (m *Model) optimizer(vars []*Variable, o OptimizerSettings, loss tf.Output) (*trainOps, error) {
-	key := optimizerKey(vars, o)
-	t, ok := m.optimizers[key]
-	if !ok {
-		var err error
-		if t, err = m.addOptimizer(vars, o, loss); err != nil {
-			return nil, err
-		}
-		if m.optimizers == nil {
-			m.optimizers = map[string]*trainOps{}
-		}
-		m.optimizers[key] = t
-	}
-	feeds := map[tf.Output]*tf.Tensor{}
-	var targets []*tf.Operation
-	for _, s := range t.slots {
-		z, err := float32Tensor(make([]float32, s.Size()), s.Shape)
-		if err != nil {
-			return nil, err
-		}
-		feeds[s.Initial] = z
-		targets = append(targets, s.Assign)
-	}
-	if len(targets) > 0 {
-		if _, err := m.Session.Run(feeds, nil, targets); err != nil {
-			return nil, fmt.Errorf("training: initialising optimizer state: %w", err)
-		}
-	}
-	return t, nil
-}
-
-// addOptimizer adds gradients and update ops for vars under the first free
-// scope "train/opt_<n>" (a model reloaded from a SavedModel may carry the
-// optimizers it was trained with).
-func (m *Model) addOptimizer(vars []*Variable, o OptimizerSettings, loss tf.Output) (*trainOps, error) {
-	n := 1
-	for m.Graph.Operation(fmt.Sprintf("train/opt_%d/learning_rate", n)) != nil {
-		n++
-	}
-	scope := fmt.Sprintf("train/opt_%d", n)
-	xs := make([]tf.Output, len(vars))
-	for i, v := range vars {
-		xs[i] = v.Value
-	}
-	grads, err := m.Graph.AddGradients(scope+"/gradients", []tf.Output{loss}, xs, nil)
-	if err != nil {
-		return nil, fmt.Errorf("training: computing gradients: %w", err)
-	}
-	b := &graphBuilder{g: m.Graph}
-	t := &trainOps{settings: o}
-	t.lr = b.placeholder(scope+"/learning_rate", tf.Float, tf.ScalarShape())
-	var updates []*tf.Operation
-	switch o.Kind {
-	case SGD:
-		mom := b.constant(scope+"/momentum", float32(o.Momentum))
-		for i, v := range vars {
-			if grads[i].Op == nil {
-				return nil, fmt.Errorf("training: no gradient reaches %s", v.Name)
-			}
-			if o.Momentum == 0 {
-				updates = append(updates, b.op(scope+"/"+v.Name+"/ResourceApplyGradientDescent", "ResourceApplyGradientDescent",
-					[]tf.Input{v.Handle, t.lr, grads[i]}, nil))
-				continue
-			}
-			acc := b.variable(scope+"/"+v.Name+"/momentum", v.Shape, false)
-			t.slots = append(t.slots, acc)
-			updates = append(updates, b.op(scope+"/"+v.Name+"/ResourceApplyKerasMomentum", "ResourceApplyKerasMomentum",
-				[]tf.Input{v.Handle, acc.Handle, t.lr, grads[i], mom}, map[string]interface{}{"use_nesterov": o.Nesterov}))
-		}
-	case Adam:
-		t.b1p = b.placeholder(scope+"/beta1_power", tf.Float, tf.ScalarShape())
-		t.b2p = b.placeholder(scope+"/beta2_power", tf.Float, tf.ScalarShape())
-		b1 := b.constant(scope+"/beta1", float32(o.Beta1))
-		b2 := b.constant(scope+"/beta2", float32(o.Beta2))
-		eps := b.constant(scope+"/epsilon", float32(o.Epsilon))
-		for i, v := range vars {
-			if grads[i].Op == nil {
-				return nil, fmt.Errorf("training: no gradient reaches %s", v.Name)
-			}
-			mv := b.variable(scope+"/"+v.Name+"/m", v.Shape, false)
-			vv := b.variable(scope+"/"+v.Name+"/v", v.Shape, false)
-			t.slots = append(t.slots, mv, vv)
-			updates = append(updates, b.op(scope+"/"+v.Name+"/ResourceApplyAdam", "ResourceApplyAdam",
-				[]tf.Input{v.Handle, mv.Handle, vv.Handle, t.b1p, t.b2p, t.lr, b1, b2, eps, grads[i]}, nil))
-		}
-	default:
-		return nil, fmt.Errorf("training: unknown optimizer %q (want %q or %q)", o.Kind, SGD, Adam)
-	}
-	t.step = b.op(scope+"/step", "NoOp", nil, nil, updates...)
-	if b.err != nil {
-		return nil, fmt.Errorf("training: adding the optimizer: %w", b.err)
-	}
-	return t, nil
 }
 
 func (o OptimizerSettings) withDefaults() OptimizerSettings {
@@ -395,7 +280,7 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 		s.Epochs = 1
 	}
 	if s.BatchSize <= 0 {
-		s.BatchSize = 32
+		s.BatchSize = DefaultBatchSize
 	}
 	s.Optimizer = s.Optimizer.withDefaults()
 	n := ex.Len()
@@ -410,7 +295,9 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 	if err != nil {
 		return nil, err
 	}
-	opt, err := m.optimizer(vars, s.Optimizer, l.loss)
+	m.shared.trainMu.Lock()
+	defer m.shared.trainMu.Unlock()
+	opt, err := m.Minimize(l.loss, vars, s.Optimizer)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +305,6 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 	best := math.Inf(1)
 	var bestWeights Weights
 	sinceBest := 0
-	step := 0
 	batches := (n + s.BatchSize - 1) / s.BatchSize
 	for epoch := 1; epoch <= s.Epochs; epoch++ {
 		start := time.Now()
@@ -437,16 +323,8 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 			if err != nil {
 				return h, err
 			}
-			step++
-			lr, _ := tf.NewTensor(float32(s.Optimizer.LearningRate))
-			feeds[opt.lr] = lr
-			if s.Optimizer.Kind == Adam {
-				p1, _ := tf.NewTensor(float32(math.Pow(s.Optimizer.Beta1, float64(step))))
-				p2, _ := tf.NewTensor(float32(math.Pow(s.Optimizer.Beta2, float64(step))))
-				feeds[opt.b1p], feeds[opt.b2p] = p1, p2
-			}
 			// The loss and accuracy are those of the batch before the update.
-			res, err := m.Session.Run(feeds, []tf.Output{l.loss, l.correct}, []*tf.Operation{opt.step})
+			res, err := opt.Step(feeds, l.loss, l.correct)
 			if err != nil {
 				return h, fmt.Errorf("training: epoch %d batch %d: %w", epoch, bi+1, err)
 			}
@@ -506,13 +384,18 @@ func (m *Model) InputGradient(x []float32, labels []int32) (grad []float32, err 
 	if err != nil {
 		return nil, err
 	}
-	if m.inputGrad.Op == nil {
-		g, err := m.Graph.AddGradients("train/input_gradient", []tf.Output{l.loss}, []tf.Output{m.Input}, nil)
+	m.shared.mu.Lock()
+	gradOut, ok := m.shared.inputGrads[m.Scope]
+	if !ok {
+		g, err := m.Graph.AddGradients(freeScope(m.Graph, "input_gradient"), []tf.Output{l.loss}, []tf.Output{m.Input}, nil)
 		if err != nil {
+			m.shared.mu.Unlock()
 			return nil, fmt.Errorf("input gradient: %w", err)
 		}
-		m.inputGrad = g[0]
+		gradOut = g[0]
+		m.shared.inputGrads[m.Scope] = gradOut
 	}
+	m.shared.mu.Unlock()
 	ex := &floatExamples{x: x, labels: labels, per: m.InputShape[0] * m.InputShape[1] * m.InputShape[2]}
 	if len(x) != len(labels)*ex.per {
 		return nil, &InputError{Input: "model input", Expected: fmt.Sprintf("%d values for %d labels", len(labels)*ex.per, len(labels)), Found: fmt.Sprintf("%d values", len(x))}
@@ -525,7 +408,7 @@ func (m *Model) InputGradient(x []float32, labels []int32) (grad []float32, err 
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.Session.Run(feeds, []tf.Output{m.inputGrad}, nil)
+	res, err := m.Session.Run(feeds, []tf.Output{gradOut}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("input gradient: %w", err)
 	}
