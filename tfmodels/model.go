@@ -55,9 +55,9 @@ type modelShared struct {
 	nets           []*Net
 	closed         bool
 	sessionOptions *tf.SessionOptions
-	losses         map[string]*lossOps    // by net scope
-	inputGrads     map[string]tf.Output   // by net scope
-	minimizers     map[string]*Minimizer  // by minimizerKey
+	losses         map[string]*lossOps   // by net scope
+	inputGrads     map[string]tf.Output  // by net scope
+	minimizers     map[string]*Minimizer // by minimizerKey
 }
 
 func newModel(g *tf.Graph, sess *tf.Session, input tf.Output, nets []*Net, opts ModelOptions) *Model {
