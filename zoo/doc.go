@@ -24,11 +24,23 @@
 //	data/<badnet>_<trigger>_poisoned_data.h5   poisoned test sets (label = target)
 //	withheld/anonymous_2_..._poisoned_data.h5  not given to the defender
 //	<badnet>/                            the BadNet as a SavedModel
-//	manifest.json                        triggers, targets, seeds, settings,
-//	                                     measured clean accuracy and attack success
+//	manifest.json                        how the zoo was built and what it measured
 //
 // Clean accuracy and attack success rate are measured on the exported
-// SavedModels, reloaded, as `bbd predict` does. Attack success counts the
-// poisoned test images whose true class is not the target that the BadNet
-// labels as the target.
+// SavedModels, reloaded, as `bbd predict` does, with package metrics. Attack
+// success counts the poisoned test images whose true class is not the target
+// that the BadNet labels as the target.
+//
+// The manifest ([Manifest], every key snake_case) records the settings
+// ("config"), the Fashion-MNIST files read and the Debian package that
+// installs them ("fashion_mnist"), every data set ("datasets": path, images,
+// role; for a poisoned set also "badnet", "trigger" and "target") and per
+// BadNet ("badnets") its triggers and targets, the training history and the
+// measured figures as counts: "clean_accuracy" {"hits", "total", "value"} and
+// "attack_success" keyed by trigger name, e.g. for multi_trigger
+//
+//	"attack_success": {"eyebrows": {"hits": 4504, "total": 4504, "value": 1}, "lipstick": {...}, "sunglasses": {...}}
+//
+// so figures are looked up by BadNet and trigger, never by file name;
+// [Manifest.Attacks] joins each trigger with its data set and figure.
 package zoo

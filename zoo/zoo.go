@@ -3,7 +3,6 @@ package zoo
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/exporter"
+	"github.com/bbd-workbench/bbd/metrics"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
@@ -21,17 +21,19 @@ const Classes = 10
 // Config sets the size of the zoo. Zero fields take the values of
 // [FullConfig]. [ReducedConfig] is the small zoo the tests build.
 type Config struct {
-	FashionMNIST   string  // IDX folder; empty: data.DefaultFashionMNISTDir
-	TrainSize      int     // attacker's training images drawn from the 60,000; 0: all
-	ValidationSize int     // defender's clean validation images from the 10,000 test images
-	TestSize       int     // clean test images (disjoint from validation)
-	PoisonRate     float64 // fraction of the training images poisoned, per trigger
-	Epochs         int
-	BatchSize      int
-	LearningRate   float64  // Adam
-	Seed           uint64   // one seed for everything: splits, poisoning, weights, shuffling
-	Only           []string // build only these BadNets; empty: all four
-	Overwrite      bool     // replace an existing output folder
+	FashionMNIST   string   `json:"fashion_mnist_dir"` // IDX folder; empty: data.DefaultFashionMNISTDir
+	TrainSize      int      `json:"train_size"`        // attacker's training images drawn from the 60,000; 0: all
+	ValidationSize int      `json:"validation_size"`   // defender's clean validation images from the 10,000 test images
+	TestSize       int      `json:"test_size"`         // clean test images (disjoint from validation)
+	PoisonRate     float64  `json:"poison_rate"`       // fraction of the training images poisoned, per trigger
+	Epochs         int      `json:"epochs"`
+	BatchSize      int      `json:"batch_size"`
+	LearningRate   float64  `json:"learning_rate"`  // Adam
+	Seed           uint64   `json:"seed"`           // one seed for everything: splits, poisoning, weights, shuffling
+	Only           []string `json:"only,omitempty"` // build only these BadNets; empty: all four
+	// Overwrite replaces an existing output folder (not recorded in the
+	// manifest: it does not change the zoo).
+	Overwrite bool `json:"-"`
 	// Log receives progress lines (one per epoch and per BadNet); nil: none.
 	Log io.Writer `json:"-"`
 	// Progress, if set, receives per-batch training progress (for a bar).
@@ -122,12 +124,27 @@ func Specs(seed uint64) ([]BadNetSpec, error) {
 	}, nil
 }
 
-// Manifest records how a zoo was built and what it measured.
+// Manifest records how a zoo was built and what it measured; it is written
+// as manifest.json, every key in snake_case.
 type Manifest struct {
-	Config   Config         `json:"config"`
-	Built    string         `json:"built"` // RFC 3339
-	Datasets []DatasetEntry `json:"datasets"`
-	BadNets  []BadNetEntry  `json:"badnets"`
+	Config       Config             `json:"config"`
+	FashionMNIST FashionMNISTSource `json:"fashion_mnist"`
+	Built        string             `json:"built"` // RFC 3339
+	Datasets     []DatasetEntry     `json:"datasets"`
+	BadNets      []BadNetEntry      `json:"badnets"`
+}
+
+// DebianFashionMNIST is the Debian package that installs Fashion-MNIST in
+// data.DefaultFashionMNISTDir.
+const DebianFashionMNIST = "dataset-fashion-mnist"
+
+// FashionMNISTSource records where the zoo's images came from.
+type FashionMNISTSource struct {
+	Dir   string   `json:"dir"`
+	Files []string `json:"files"` // the four IDX files read
+	// DebianPackage is DebianFashionMNIST when Dir is the folder that package
+	// installs, else empty.
+	DebianPackage string `json:"debian_package,omitempty"`
 }
 
 // DatasetEntry is one HDF5 data set of the zoo.
@@ -135,20 +152,87 @@ type DatasetEntry struct {
 	Path   string `json:"path"` // relative to the zoo folder
 	Images int    `json:"images"`
 	Role   string `json:"role"` // "clean validation", "clean test", "poisoned test"
-	BadNet string `json:"badnet,omitempty"`
-	Target int    `json:"target,omitempty"`
+	// For poisoned test sets: the BadNet and the trigger (its name) they
+	// attack and the target, which is every image's label; nil for clean sets
+	// (which have no target), present for poisoned ones even when 0.
+	BadNet  string `json:"badnet,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
+	Target  *int   `json:"target,omitempty"`
 }
 
 // BadNetEntry is one BadNet of the zoo and its measured figures.
 type BadNetEntry struct {
 	BadNetSpec
-	Model         string                `json:"model"` // SavedModel folder, relative
-	TrainImages   int                   `json:"train_images"`
-	Poisoned      int                   `json:"poisoned_train_images"`
-	CleanAccuracy float64               `json:"clean_accuracy"`
-	AttackSuccess map[string]float64    `json:"attack_success"` // per poisoned test set path
-	History       []tfmodels.EpochStats `json:"history"`
-	TrainSeconds  float64               `json:"train_seconds"`
+	Model         string        `json:"model"` // SavedModel folder, relative
+	TrainImages   int           `json:"train_images"`
+	Poisoned      int           `json:"poisoned_train_images"`
+	CleanAccuracy metrics.Ratio `json:"clean_accuracy"` // on data/clean_test_data.h5
+	// AttackSuccess holds, per trigger name, the attack success rate on that
+	// trigger's poisoned test set (images whose true class is not the target,
+	// with the trigger stamped on); [Manifest.Attacks] joins it with the
+	// trigger and the data set.
+	AttackSuccess map[string]metrics.Ratio `json:"attack_success"`
+	History       []EpochEntry             `json:"history"`
+	TrainSeconds  float64                  `json:"train_seconds"`
+}
+
+// EpochEntry is one training epoch in the manifest: tfmodels.EpochStats
+// under snake_case keys, the duration in seconds.
+type EpochEntry struct {
+	Epoch             int     `json:"epoch"`
+	Loss              float64 `json:"loss"`     // mean training loss over the epoch
+	Accuracy          float64 `json:"accuracy"` // training accuracy over the epoch
+	ValLoss           float64 `json:"val_loss,omitempty"`
+	ValAccuracy       float64 `json:"val_accuracy,omitempty"`
+	Seconds           float64 `json:"seconds"`
+	ExamplesPerSecond float64 `json:"examples_per_second"`
+}
+
+func epochEntries(h []tfmodels.EpochStats) []EpochEntry {
+	out := make([]EpochEntry, len(h))
+	for i, e := range h {
+		out[i] = EpochEntry{Epoch: e.Epoch, Loss: e.Loss, Accuracy: e.Accuracy, ValLoss: e.ValLoss, ValAccuracy: e.ValAccuracy,
+			Seconds: e.Duration.Seconds(), ExamplesPerSecond: e.ExamplesPerS}
+	}
+	return out
+}
+
+// Attack is one trigger of a BadNet as a manifest records it.
+type Attack struct {
+	data.TriggerTarget
+	Dataset DatasetEntry  // the poisoned test set
+	Success metrics.Ratio // the attack success rate measured on it
+}
+
+// Attacks returns the triggers of the named BadNet, in the order of its
+// Triggers, each with its poisoned test set and measured attack success:
+// the manifest looked up by BadNet and trigger name.
+func (m *Manifest) Attacks(badnet string) ([]Attack, error) {
+	for _, b := range m.BadNets {
+		if b.Name != badnet {
+			continue
+		}
+		var out []Attack
+		for _, tt := range b.Triggers {
+			a := Attack{TriggerTarget: tt}
+			var ok bool
+			if a.Success, ok = b.AttackSuccess[tt.Trigger.Name]; !ok {
+				return nil, fmt.Errorf("zoo manifest: BadNet %s: no attack success for trigger %q", badnet, tt.Trigger.Name)
+			}
+			found := false
+			for _, d := range m.Datasets {
+				if d.BadNet == badnet && d.Trigger == tt.Trigger.Name {
+					a.Dataset, found = d, true
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("zoo manifest: BadNet %s: no poisoned test set for trigger %q", badnet, tt.Trigger.Name)
+			}
+			out = append(out, a)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("zoo manifest: no BadNet %q", badnet)
 }
 
 // Build trains the zoo into dir (which must not exist unless
@@ -194,12 +278,13 @@ func Build(dir string, cfg Config) (man *Manifest, err error) {
 		specs = keep
 	}
 
-	logf("loading Fashion-MNIST from %s", orDefault(cfg.FashionMNIST, data.DefaultFashionMNISTDir))
+	src := fashionMNISTSource(cfg.FashionMNIST)
+	logf("loading Fashion-MNIST from %s", src.Dir)
 	train, val, test, err := loadSplits(cfg)
 	if err != nil {
 		return nil, err
 	}
-	man = &Manifest{Config: cfg, Built: time.Now().UTC().Format(time.RFC3339)}
+	man = &Manifest{Config: cfg, FashionMNIST: src, Built: time.Now().UTC().Format(time.RFC3339)}
 	for _, d := range []struct {
 		path, role string
 		imgs       *data.Images
@@ -236,11 +321,21 @@ func Build(dir string, cfg Config) (man *Manifest, err error) {
 	return man, nil
 }
 
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
+// fashionMNISTSource names the files data.LoadFashionMNIST reads from dir:
+// each of the four IDX files with a .gz suffix if that exists, else without.
+func fashionMNISTSource(dir string) FashionMNISTSource {
+	src := FashionMNISTSource{Dir: cmp.Or(dir, data.DefaultFashionMNISTDir)}
+	if filepath.Clean(src.Dir) == data.DefaultFashionMNISTDir {
+		src.DebianPackage = DebianFashionMNIST
 	}
-	return s
+	for _, base := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"} {
+		p := filepath.Join(src.Dir, base)
+		if _, err := os.Stat(p + ".gz"); err == nil {
+			p += ".gz"
+		}
+		src.Files = append(src.Files, p)
+	}
+	return src
 }
 
 // loadSplits returns the attacker's training set and the defender's clean
@@ -287,7 +382,7 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 	if err != nil {
 		return nil, nil, err
 	}
-	entry := &BadNetEntry{BadNetSpec: spec, Model: spec.Name, TrainImages: train.Len(), AttackSuccess: map[string]float64{}}
+	entry := &BadNetEntry{BadNetSpec: spec, Model: spec.Name, TrainImages: train.Len(), AttackSuccess: map[string]metrics.Ratio{}}
 	for _, i := range idx {
 		entry.Poisoned += len(i)
 	}
@@ -315,7 +410,7 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 		return nil, nil, err
 	}
 	entry.TrainSeconds = time.Since(start).Seconds()
-	entry.History = h.Epochs
+	entry.History = epochEntries(h.Epochs)
 	modelDir := filepath.Join(root, spec.Name)
 	if err := exporter.WriteModel(modelDir, m, exporter.Options{}); err != nil {
 		return nil, nil, err
@@ -333,11 +428,17 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 		return nil, nil, err
 	}
 	defer saved.Close()
-	if entry.CleanAccuracy, err = Accuracy(saved, test); err != nil {
+	pred, err := PredictLabels(saved, test)
+	if err != nil {
+		return nil, nil, err
+	}
+	if entry.CleanAccuracy, err = metrics.Accuracy(pred, test.Labels); err != nil {
 		return nil, nil, err
 	}
 	var sets []DatasetEntry
 	for _, tt := range spec.Triggers {
+		// Only the images whose true class is not the target, all labelled
+		// with the target.
 		pt, err := data.PoisonAll(test, tt.Trigger, tt.Target, true)
 		if err != nil {
 			return nil, nil, err
@@ -350,40 +451,37 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 		if err := writeH5(root, rel, pt); err != nil {
 			return nil, nil, err
 		}
-		asr, err := Accuracy(saved, pt)
+		pred, err := PredictLabels(saved, pt)
 		if err != nil {
 			return nil, nil, err
 		}
-		entry.AttackSuccess[rel] = asr
-		sets = append(sets, DatasetEntry{Path: rel, Images: pt.Len(), Role: "poisoned test", BadNet: spec.Name, Target: tt.Target})
+		// No true labels: PoisonAll already left out the target class.
+		if entry.AttackSuccess[tt.Trigger.Name], err = metrics.AttackSuccess(pred, nil, tt.Target); err != nil {
+			return nil, nil, err
+		}
+		sets = append(sets, DatasetEntry{Path: rel, Images: pt.Len(), Role: "poisoned test", BadNet: spec.Name, Trigger: tt.Trigger.Name, Target: &tt.Target})
 	}
 	logf("%s: clean accuracy %.4f, attack success %v", spec.Name, entry.CleanAccuracy, entry.AttackSuccess)
 	return entry, sets, nil
 }
 
-// Accuracy is the fraction of imgs the model labels with their label (for a
-// poisoned set labelled with the target: the attack success rate).
-func Accuracy(m *tfmodels.Model, imgs *data.Images) (float64, error) {
-	if imgs.Len() == 0 {
-		return 0, errors.New("accuracy of an empty set")
-	}
+// PredictLabels returns the label the model predicts for each of imgs (the
+// most probable class), converting and predicting 1,024 images at a time;
+// compare them with package metrics.
+func PredictLabels(m *tfmodels.Model, imgs *data.Images) ([]int, error) {
 	const chunk = 1024
-	correct := 0
+	pred := make([]int, 0, imgs.Len())
 	for start := 0; start < imgs.Len(); start += chunk {
 		end := min(start+chunk, imgs.Len())
 		x, err := imgs.Float32(start, end)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		probs, err := m.Predict(x, end-start)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		for i, l := range tfmodels.Labels(probs, m.NumClasses) {
-			if l == imgs.Label(start+i) {
-				correct++
-			}
-		}
+		pred = append(pred, tfmodels.Labels(probs, m.NumClasses)...)
 	}
-	return float64(correct) / float64(imgs.Len()), nil
+	return pred, nil
 }

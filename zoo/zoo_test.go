@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/data"
+	"github.com/bbd-workbench/bbd/metrics"
 	"github.com/bbd-workbench/bbd/tfmodels"
 	"github.com/bbd-workbench/bbd/zoo"
 )
@@ -25,18 +27,29 @@ func TestReducedZoo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range man.BadNets {
-		t.Logf("%s: clean accuracy %.4f, attack success %v, %.0fs", b.Name, b.CleanAccuracy, b.AttackSuccess, b.TrainSeconds)
-		if b.CleanAccuracy < 0.7 {
-			t.Errorf("%s: clean accuracy %.3f, want >= 0.7 (chance is 0.1)", b.Name, b.CleanAccuracy)
+		t.Logf("%s: clean accuracy %v, attack success %v, %.0fs", b.Name, b.CleanAccuracy, b.AttackSuccess, b.TrainSeconds)
+		if b.CleanAccuracy.Value() < 0.7 || b.CleanAccuracy.Total != cfg.TestSize {
+			t.Errorf("%s: clean accuracy %v, want >= 0.7 (chance is 0.1) over %d images", b.Name, b.CleanAccuracy, cfg.TestSize)
 		}
 		if len(b.AttackSuccess) != len(b.Triggers) {
 			t.Errorf("%s: %d attack success figures for %d triggers", b.Name, len(b.AttackSuccess), len(b.Triggers))
 		}
-		for set, asr := range b.AttackSuccess {
-			if asr < 0.8 {
-				t.Errorf("%s: attack success %.3f on %s, want >= 0.8", b.Name, asr, set)
+		attacks, err := man.Attacks(b.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range attacks {
+			if a.Success.Value() < 0.8 {
+				t.Errorf("%s: attack success %v with trigger %s, want >= 0.8", b.Name, a.Success, a.Trigger.Name)
+			}
+			// Every image of the poisoned set counts: none is of the target class.
+			if a.Success.Total != a.Dataset.Images || a.Dataset.Target == nil || *a.Dataset.Target != a.Target {
+				t.Errorf("%s, %s: attack success %v on %+v (target %d)", b.Name, a.Trigger.Name, a.Success, a.Dataset, a.Target)
 			}
 		}
+	}
+	if _, err := man.Attacks("nonesuch"); err == nil {
+		t.Error("Attacks of an unknown BadNet: no error")
 	}
 	// The manifest on disk is the one returned, and every data set it lists
 	// reads back with the competition reader.
@@ -47,6 +60,15 @@ func TestReducedZoo(t *testing.T) {
 	var onDisk zoo.Manifest
 	if err := json.Unmarshal(raw, &onDisk); err != nil {
 		t.Fatal(err)
+	}
+	checkManifestJSON(t, raw)
+	if src := onDisk.FashionMNIST; src.Dir != data.DefaultFashionMNISTDir || src.DebianPackage != "dataset-fashion-mnist" || len(src.Files) != 4 {
+		t.Errorf("Fashion-MNIST source %+v", src)
+	}
+	for _, f := range onDisk.FashionMNIST.Files {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("manifest names a Fashion-MNIST file that is not there: %v", err)
+		}
 	}
 	for _, d := range onDisk.Datasets {
 		r, err := data.OpenH5(filepath.Join(dir, d.Path))
@@ -70,19 +92,76 @@ func TestReducedZoo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	test, err := data.ReadH5(filepath.Join(dir, "data", "clean_test_data.h5"))
+	remeasure := func(path string) (pred, labels []int) {
+		imgs, err := data.ReadH5(filepath.Join(dir, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred, err = zoo.PredictLabels(m, imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pred, imgs.Labels
+	}
+	pred, labels := remeasure("data/clean_test_data.h5")
+	if acc, err := metrics.Accuracy(pred, labels); err != nil || acc != b.CleanAccuracy {
+		t.Errorf("re-measured clean accuracy %v (%v), manifest %v", acc, err, b.CleanAccuracy)
+	}
+	attacks, err := onDisk.Attacks(b.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	acc, err := zoo.Accuracy(m, test)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if acc != b.CleanAccuracy {
-		t.Errorf("re-measured clean accuracy %v, manifest %v", acc, b.CleanAccuracy)
+	a := attacks[0]
+	pred, _ = remeasure(a.Dataset.Path)
+	if asr, err := metrics.AttackSuccess(pred, nil, a.Target); err != nil || asr != a.Success {
+		t.Errorf("re-measured attack success %v (%v), manifest %v", asr, err, a.Success)
 	}
 	if _, err := zoo.Build(dir, cfg); err == nil {
 		t.Error("building over an existing zoo should fail")
+	}
+}
+
+// checkManifestJSON checks manifest.json itself: every key snake_case, and
+// every poisoned test set and every trigger naming its target, also when it
+// is 0.
+func checkManifestJSON(t *testing.T, raw []byte) {
+	t.Helper()
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				// Trigger names (the keys of attack_success) are snake_case too.
+				if !snake.MatchString(k) {
+					t.Errorf("manifest.json: key %q at %s is not snake_case", k, path)
+				}
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(path+"[]", e)
+			}
+		}
+	}
+	walk("", doc)
+	m := doc.(map[string]any)
+	for _, d := range m["datasets"].([]any) {
+		d := d.(map[string]any)
+		if _, has := d["target"]; has != (d["role"] == "poisoned test") {
+			t.Errorf("manifest.json: data set %v: a target exactly when poisoned", d)
+		}
+	}
+	for _, b := range m["badnets"].([]any) {
+		for _, tt := range b.(map[string]any)["triggers"].([]any) {
+			if _, has := tt.(map[string]any)["target"]; !has {
+				t.Errorf("manifest.json: trigger without a target: %v", tt)
+			}
+		}
 	}
 }
 
