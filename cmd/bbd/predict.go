@@ -12,6 +12,7 @@ import (
 
 	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/internal/progress"
+	"github.com/bbd-workbench/bbd/metrics"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
@@ -97,6 +98,7 @@ func runPredict(c *cmdEnv, args []string) error {
 	}
 	defer bar.Finish()
 	var sum summary
+	var acc metrics.Ratio // over the labelled inputs
 	for _, s := range sources {
 		for start := 0; start < s.n; start += *batch {
 			n := min(*batch, s.n-start)
@@ -113,16 +115,19 @@ func runPredict(c *cmdEnv, args []string) error {
 				return fmt.Errorf("input %s: %w", s.arg, err)
 			}
 			labels := tfmodels.Labels(probs, m.NumClasses)
+			truths := make([]int, n) // -1: unlabelled
+			for i := range truths {
+				truths[i] = imgs.Label(i)
+			}
+			r, err := metrics.Accuracy(labels, truths)
+			if err != nil {
+				return fmt.Errorf("input %s: %w", s.arg, err)
+			}
+			acc = acc.Add(r)
+			sum.Images += n
 			for i, l := range labels {
 				p := probs[i*m.NumClasses+l]
-				truth := imgs.Label(i)
-				sum.Images++
-				if truth >= 0 {
-					sum.Labelled++
-					if truth == l {
-						sum.Correct++
-					}
-				}
+				truth := truths[i]
 				if *quiet {
 					continue
 				}
@@ -143,16 +148,17 @@ func runPredict(c *cmdEnv, args []string) error {
 		}
 	}
 	bar.Finish()
-	if sum.Labelled > 0 {
-		acc := float64(sum.Correct) / float64(sum.Labelled)
-		sum.Accuracy = &acc
+	sum.Labelled, sum.Correct = acc.Total, acc.Hits
+	if acc.Total > 0 {
+		v := acc.Value()
+		sum.Accuracy = &v
 	}
 	if *asJSON {
 		if err := enc.Encode(sum); err != nil {
 			return err
 		}
-	} else if sum.Accuracy != nil {
-		fmt.Fprintf(out, "accuracy: %.4f (%d/%d)\n", *sum.Accuracy, sum.Correct, sum.Labelled)
+	} else if acc.Total > 0 {
+		fmt.Fprintf(out, "accuracy: %v\n", acc) // 0.xxxx (k/n)
 	}
 	return out.Flush()
 }
