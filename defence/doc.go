@@ -1,0 +1,27 @@
+// Package defence holds bbd's backdoor defences, each built as TensorFlow ops
+// added to a model's graph (package tfmodels): masks multiplied into layers,
+// overlays added to the input batch, a trainable trigger in front of the
+// input, a second network beside the first with a decision on top.
+//
+// Three kinds of defence, one interface each (after IBM's Adversarial
+// Robustness Toolbox, in Go idiom):
+//
+//   - an [InputDetector] scores inputs at inference time and flags the
+//     poisoned ones: STRIP (Gao et al., "STRIP: A Defence Against Trojan
+//     Attacks on Deep Neural Networks", ACSAC 2019), the Bimodel decision
+//     (Huang et al., "Bimodel Backdoor Defence (BBD)", ../shared/paper);
+//   - a [Mitigator] returns a repaired model and a report: fine-pruning (Liu,
+//     Dolan-Gavitt, Garg, "Fine-Pruning: Defending Against Backdooring Attacks
+//     on Deep Neural Networks", RAID 2018), unlearning (Wang et al., "Neural
+//     Cleanse: Identifying and Mitigating Backdoor Attacks in Neural
+//     Networks", IEEE S&P 2019);
+//   - a [Scanner] inspects a model label by label and returns per-label
+//     findings: Neural Cleanse's trigger reverse-engineering and its MAD
+//     outlier test.
+//
+// Every defence takes a Config: a plain struct whose zero fields take
+// documented defaults (a Default...Config function returns them filled in),
+// with a Validate method that names the bad field. Every random choice takes
+// a seed. Long runs take a context (cancel to stop; nothing is left
+// half-written) and report progress through a callback.
+package defence
