@@ -2,11 +2,12 @@ package tfmodels
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
+	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"gonum.org/v1/hdf5"
@@ -23,11 +24,31 @@ type KerasFile struct {
 	FullModel    bool // the file carried a model_config
 }
 
+// Limits of ReadKerasH5, checked on the declared sizes before anything is
+// allocated: a hostile file cannot make bbd allocate more than this.
+const (
+	// MaxWeightValues is the most weight values (all layers together) of a
+	// model read from a Keras file: 2^28 float32 values, 1 GiB.
+	MaxWeightValues = 1 << 28
+	// MaxExampleValues is the most values one example may have at any layer
+	// (the input included): 2^26 float32 values, 256 MiB.
+	MaxExampleValues = 1 << 26
+	// maxConfigBytes bounds the model_config attribute.
+	maxConfigBytes = 16 << 20
+)
+
 // ReadKerasH5 reads a Keras HDF5 file: a full model saved with model.save
 // (architecture from its "model_config" attribute, weights under
 // "model_weights") or a weights-only file saved with save_weights (weights at
 // the root; arch gives the architecture, nil meaning [DeepID]). When arch is
 // given it is used even for a full-model file.
+//
+// Files are treated as hostile: each layer group must hold exactly one kernel
+// dataset ("kernel", "kernel:0") and at most one bias, of the shape the
+// architecture gives, checked before the values are read; weights stored as
+// float16, float64 or big-endian are converted to float32 by HDF5 (a value
+// beyond float32's range is an error); only hard links are followed, each
+// object once; sizes are bounded by [MaxWeightValues] and [MaxExampleValues].
 func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 	f, err := h5.Open(file)
 	if err != nil {
@@ -43,14 +64,8 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 	defer root.Close()
 	var cfg string
 	if h5.AttributeExists(root, "model_config") {
-		a, err := root.OpenAttribute("model_config")
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading model_config: %w", file, err)
-		}
-		err = a.Read(&cfg, nil)
-		a.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading model_config: %w", file, err)
+		if cfg, err = h5.ReadStringAttribute(root, "model_config", maxConfigBytes); err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 		kf.FullModel = true
 	}
@@ -66,10 +81,17 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 		return nil, err
 	}
 	kf.Architecture = arch
+	shapes, err := WeightShapes(arch)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
 
 	weightsRoot := "/"
-	if f.LinkExists("model_weights") {
+	switch h5.Link(f, "model_weights") {
+	case h5.HardLink:
 		weightsRoot = "/model_weights"
+	case h5.SoftLink, h5.ExternalLink:
+		return nil, &InputError{Input: file + ": /model_weights", Expected: "a group", Found: "a soft or external link (bbd follows hard links only)"}
 	}
 	kf.Weights = Weights{}
 	var missing []string
@@ -78,34 +100,48 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 			continue
 		}
 		group := path.Join(weightsRoot, l.Name)
-		if !f.LinkExists(strings.TrimPrefix(group, "/")) {
+		if !h5.HardLinkExists(f, group) {
 			missing = append(missing, l.Name)
 			continue
 		}
-		datasets, err := listDatasets(f, group)
+		found := map[string]string{} // "kernel"/"bias" -> dataset
+		err := h5.Walk(f, group, func(ds string) error {
+			kind := weightKind(path.Base(ds))
+			if kind == "" {
+				return &InputError{Input: file + ": " + ds, Expected: "a kernel or bias dataset", Found: path.Base(ds)}
+			}
+			if prev, dup := found[kind]; dup {
+				return &InputError{Input: file + ": layer " + l.Name, Expected: "one " + kind + " dataset", Found: fmt.Sprintf("two: %s and %s", prev, ds)}
+			}
+			found[kind] = ds
+			return nil
+		})
 		if err != nil {
+			var ie *InputError
+			if errors.As(err, &ie) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("%s: layer %q: %w", file, l.Name, err)
 		}
-		for _, ds := range datasets {
-			base := path.Base(ds)
-			var kind string
-			switch {
-			case strings.HasPrefix(base, "kernel"):
-				kind = "kernel"
-			case strings.HasPrefix(base, "bias"):
-				kind = "bias"
-			default:
-				return nil, &InputError{Input: file + ": " + ds, Expected: "a kernel or bias dataset", Found: base}
+		for _, kind := range []string{"kernel", "bias"} {
+			ds, ok := found[kind]
+			if !ok {
+				continue // a missing weight is reported by Build, naming every one
 			}
-			w, err := readFloatDataset(f, ds)
+			name := l.Name + "/" + kind
+			want, ok := shapes[name]
+			if !ok {
+				return nil, &InputError{Input: file + ": " + ds, Expected: fmt.Sprintf("no %s (layer %q has use_bias false)", kind, l.Name), Found: "one"}
+			}
+			w, err := readWeights(f, ds, want)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", file, err)
 			}
-			kf.Weights[l.Name+"/"+kind] = w
+			kf.Weights[name] = w
 		}
 	}
 	if len(missing) > 0 {
-		found, _ := listGroups(f, weightsRoot)
+		found, _ := h5.Members(f, weightsRoot)
 		return nil, &InputError{Input: file, Expected: fmt.Sprintf("Keras weights for the layers %s of architecture %q", strings.Join(missing, ", "), arch.Name),
 			Found: fmt.Sprintf("groups [%s] under %s", strings.Join(found, ", "), weightsRoot)}
 	}
@@ -122,106 +158,175 @@ func ImportKerasH5(file string, arch *Architecture, opts BuildOptions) (*Model, 
 	return Build(kf.Architecture, kf.Weights, opts)
 }
 
-// eachMember calls fn with the name and type of each member of group, in
-// index order, while the group is open.
-func eachMember(f *hdf5.File, group string, fn func(name string, typ hdf5.GType) error) error {
-	g, err := f.OpenGroup(group)
-	if err != nil {
-		return err
+// weightRE matches the names Keras gives weight datasets: "kernel", "bias"
+// (Keras 3), "kernel:0" (Keras 2), "kernel_1:0" (a TF1 session's renaming).
+var weightRE = regexp.MustCompile(`^(kernel|bias)(_[0-9]+)?(:[0-9]+)?$`)
+
+// weightKind returns "kernel" or "bias" for a weight dataset's name, or "".
+func weightKind(base string) string {
+	if m := weightRE.FindStringSubmatch(base); m != nil {
+		return m[1]
 	}
-	defer g.Close()
-	n, err := g.NumObjects()
-	if err != nil {
-		return err
-	}
-	for i := uint(0); i < n; i++ {
-		name, err := g.ObjectNameByIndex(i)
-		if err != nil {
-			return err
-		}
-		typ, err := g.ObjectTypeByIndex(i)
-		if err != nil {
-			return err
-		}
-		if err := fn(name, typ); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ""
 }
 
-// listDatasets returns the full paths of the datasets under group, recursively.
-func listDatasets(f *hdf5.File, group string) ([]string, error) {
-	var out []string
-	err := eachMember(f, group, func(name string, typ hdf5.GType) error {
-		full := path.Join(group, name)
-		switch typ {
-		case hdf5.H5G_DATASET:
-			out = append(out, full)
-		case hdf5.H5G_GROUP:
-			sub, err := listDatasets(f, full)
-			if err != nil {
-				return err
-			}
-			out = append(out, sub...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// listGroups returns the names of the members of group (groups or not), in
-// index order.
-func listGroups(f *hdf5.File, group string) ([]string, error) {
-	var out []string
-	err := eachMember(f, group, func(name string, _ hdf5.GType) error {
-		out = append(out, name)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func readFloatDataset(f *hdf5.File, name string) (*WeightTensor, error) {
+// readWeights reads a float dataset after checking its shape against want.
+func readWeights(f *hdf5.File, name string, want []int64) (*WeightTensor, error) {
 	ds, err := f.OpenDataset(name)
 	if err != nil {
 		return nil, fmt.Errorf("opening dataset %s: %w", name, err)
 	}
 	defer ds.Close()
-	space := ds.Space()
-	defer space.Close()
-	dims, _, err := space.SimpleExtentDims()
+	dims, err := h5.Dims(ds)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: reading its shape: %w", name, err)
 	}
 	shape := make([]int64, len(dims))
-	n := 1
 	for i, d := range dims {
 		shape[i] = int64(d)
-		n *= int(d)
 	}
-	dt, err := ds.Datatype()
-	if err != nil {
-		return nil, fmt.Errorf("dataset %s: reading its type: %w", name, err)
-	}
-	class := dt.Class()
-	dt.Close()
-	if class != hdf5.T_FLOAT {
-		return nil, &InputError{Input: "dataset " + name, Expected: "floating-point weights", Found: fmt.Sprintf("HDF5 type class %v", class)}
-	}
-	values := make([]float32, n)
-	if n > 0 {
-		if err := ds.Read(&values); err != nil {
-			return nil, fmt.Errorf("reading dataset %s: %w", name, err)
+	if !slices.Equal(shape, want) {
+		found := fmt.Sprintf("shape %v", shape)
+		if len(dims) == 0 {
+			found = "a scalar"
 		}
+		return nil, &InputError{Input: "dataset " + name, Expected: fmt.Sprintf("shape %v", want), Found: found}
+	}
+	if !h5.IsFloat(ds) {
+		return nil, &InputError{Input: "dataset " + name, Expected: "floating-point weights", Found: h5.TypeName(ds)}
+	}
+	n, _ := product(shape, MaxWeightValues) // shape == want, checked by WeightShapes
+	values := make([]float32, n)
+	if err := h5.ReadFloat32(ds, nil, values); err != nil {
+		return nil, &InputError{Input: "dataset " + name, Expected: "float weights within float32's range", Found: fmt.Sprintf("%s values that do not convert (%v)", h5.TypeName(ds), err)}
 	}
 	return &WeightTensor{Shape: shape, Values: values}, nil
+}
+
+// WeightShapes returns the shape of every weight of arch ("conv_1/kernel":
+// [h, w, in, out], "fc_1/kernel": [in, out], biases [out]), as Build makes
+// them, computed from the layer specs alone so that a file's weights can be
+// checked before they are read. It fails on layers whose output would be
+// empty, on more than [MaxWeightValues] weights and on layers of more than
+// [MaxExampleValues] values per example.
+func WeightShapes(arch *Architecture) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	shapes := map[string][]int64{} // each layer's output, per example
+	total := int64(0)
+	add := func(name string, shape ...int64) error {
+		if slices.ContainsFunc(shape, func(d int64) bool { return d <= 0 }) {
+			return fmt.Errorf("architecture %q: weight %s: expected positive dimensions, found shape %v", arch.Name, name, shape)
+		}
+		n, ok := product(shape, MaxWeightValues)
+		if !ok || total+n > MaxWeightValues {
+			return fmt.Errorf("architecture %q: weight %s of shape %v: expected at most %d weight values in all", arch.Name, name, shape, MaxWeightValues)
+		}
+		total += n
+		out[name] = shape
+		return nil
+	}
+	for _, l := range arch.Layers {
+		var in []int64
+		if len(l.Inputs) > 0 {
+			in = shapes[l.Inputs[0]]
+		}
+		image := func() error {
+			if len(in) != 3 {
+				return fmt.Errorf("architecture %q: layer %q (%s): expected an image input [H, W, C], found shape %v", arch.Name, l.Name, l.Kind, in)
+			}
+			return nil
+		}
+		var s []int64
+		switch l.Kind {
+		case KindInput:
+			s = []int64{int64(l.Shape[0]), int64(l.Shape[1]), int64(l.Shape[2])}
+		case KindConv2D:
+			if err := image(); err != nil {
+				return nil, err
+			}
+			k, st := l.KernelSize, l.Strides
+			if st == [2]int{} {
+				st = [2]int{1, 1}
+			}
+			if err := add(l.Name+"/kernel", int64(k[0]), int64(k[1]), in[2], int64(l.Filters)); err != nil {
+				return nil, err
+			}
+			if !l.NoBias {
+				if err := add(l.Name+"/bias", int64(l.Filters)); err != nil {
+					return nil, err
+				}
+			}
+			s = []int64{windowOut(in[0], k[0], st[0], l.Padding), windowOut(in[1], k[1], st[1], l.Padding), int64(l.Filters)}
+		case KindMaxPool2D:
+			if err := image(); err != nil {
+				return nil, err
+			}
+			p := l.PoolSize
+			if p == [2]int{} {
+				p = [2]int{2, 2}
+			}
+			st := l.Strides
+			if st == [2]int{} {
+				st = p
+			}
+			s = []int64{windowOut(in[0], p[0], st[0], l.Padding), windowOut(in[1], p[1], st[1], l.Padding), in[2]}
+		case KindDense:
+			if len(in) == 0 {
+				return nil, fmt.Errorf("architecture %q: layer %q: input shape unknown", arch.Name, l.Name)
+			}
+			if err := add(l.Name+"/kernel", in[len(in)-1], int64(l.Units)); err != nil {
+				return nil, err
+			}
+			if !l.NoBias {
+				if err := add(l.Name+"/bias", int64(l.Units)); err != nil {
+					return nil, err
+				}
+			}
+			s = append(slices.Clone(in[:len(in)-1]), int64(l.Units))
+		case KindFlatten:
+			n, ok := product(in, MaxExampleValues)
+			if !ok {
+				return nil, fmt.Errorf("architecture %q: layer %q: expected at most %d values per example, found shape %v", arch.Name, l.Name, MaxExampleValues, in)
+			}
+			s = []int64{n}
+		default: // Add, Activation, Dropout keep their input's shape
+			s = in
+		}
+		if n, ok := product(s, MaxExampleValues); !ok || n == 0 {
+			return nil, fmt.Errorf("architecture %q: layer %q (%s): output shape %v per example: expected between 1 and %d values", arch.Name, l.Name, l.Kind, s, MaxExampleValues)
+		}
+		shapes[l.Name] = s
+	}
+	return out, nil
+}
+
+// windowOut is the output size of a convolution or pooling window of size k
+// and stride s over n inputs (Keras "valid" or "same" padding); 0 when the
+// window does not fit or the sizes are not positive.
+func windowOut(n int64, k, s int, padding string) int64 {
+	if n <= 0 || k <= 0 || s <= 0 {
+		return 0
+	}
+	if strings.EqualFold(padding, "same") {
+		return (n + int64(s) - 1) / int64(s)
+	}
+	if n < int64(k) {
+		return 0
+	}
+	return (n-int64(k))/int64(s) + 1
+}
+
+// product multiplies positive dimensions, reporting false if one is not
+// positive or the product exceeds limit (checked before it can overflow).
+func product(dims []int64, limit int64) (int64, bool) {
+	n := int64(1)
+	for _, d := range dims {
+		if d <= 0 || d > limit/n {
+			return 0, false
+		}
+		n *= d
+	}
+	return n, true
 }
 
 // ParseKerasConfig turns a Keras model_config JSON (Keras 2 or 3; functional

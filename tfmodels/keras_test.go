@@ -1,11 +1,18 @@
 package tfmodels_test
 
 import (
+	"encoding/binary"
 	"math"
+	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"gonum.org/v1/hdf5"
 
 	"github.com/bbd-workbench/bbd/internal/pyoracle"
 	"github.com/bbd-workbench/bbd/tfmodels"
@@ -126,5 +133,331 @@ func TestParamCount(t *testing.T) {
 	defer m.Close()
 	if got := m.ParamCount(); got != 601643 {
 		t.Errorf("ParamCount = %d, want 601643", got)
+	}
+}
+
+// tinyArch is a small architecture for hand-made Keras files: conv [2,2,1,2]
+// and bias [2], out kernel [18,3] and bias [3].
+func tinyArch() *tfmodels.Architecture {
+	return &tfmodels.Architecture{Name: "tiny", Output: "out", Layers: []tfmodels.LayerSpec{
+		{Name: "input", Kind: tfmodels.KindInput, Shape: []int{4, 4, 1}},
+		{Name: "conv", Kind: tfmodels.KindConv2D, Inputs: []string{"input"}, Filters: 2, KernelSize: [2]int{2, 2}, Activation: tfmodels.ActReLU},
+		{Name: "flat", Kind: tfmodels.KindFlatten, Inputs: []string{"conv"}},
+		{Name: "out", Kind: tfmodels.KindDense, Inputs: []string{"flat"}, Units: 3, Activation: tfmodels.ActSoftmax},
+	}}
+}
+
+// h5set is one dataset of a hand-made HDF5 file: values (a slice) are
+// written unless nil; dims nil means a scalar.
+type h5set struct {
+	path   string
+	dtype  *hdf5.Datatype
+	dims   []uint
+	values any
+}
+
+// tinySets returns the datasets of a weights-only file of tinyArch, float32,
+// with values 0.01 * (index + 1).
+func tinySets() []h5set {
+	var sets []h5set
+	for _, w := range []struct {
+		path string
+		dims []uint
+	}{{"/conv/conv/kernel:0", []uint{2, 2, 1, 2}}, {"/conv/conv/bias:0", []uint{2}}, {"/out/out/kernel:0", []uint{18, 3}}, {"/out/out/bias:0", []uint{3}}} {
+		n := uint(1)
+		for _, d := range w.dims {
+			n *= d
+		}
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = 0.01 * float64(i+1)
+		}
+		sets = append(sets, h5set{w.path, hdf5.T_IEEE_F32LE, w.dims, v})
+	}
+	return sets
+}
+
+// writeKerasH5 writes sets (creating their groups) to a new HDF5 file. Values
+// are given as []float64 and written converted to each dataset's type.
+func writeKerasH5(t *testing.T, file string, sets []h5set) {
+	t.Helper()
+	f, err := hdf5.CreateFile(file, hdf5.F_ACC_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, s := range sets {
+		parts := strings.Split(strings.Trim(s.path, "/"), "/")
+		for i := 1; i < len(parts); i++ {
+			g := strings.Join(parts[:i], "/")
+			if !f.LinkExists(g) {
+				grp, err := f.CreateGroup(g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				grp.Close()
+			}
+		}
+		var sp *hdf5.Dataspace
+		if s.dims == nil {
+			sp, err = hdf5.CreateDataspace(hdf5.S_SCALAR)
+		} else {
+			sp, err = hdf5.CreateSimpleDataspace(s.dims, nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := f.CreateDataset(strings.Trim(s.path, "/"), s.dtype, sp)
+		sp.Close()
+		if err != nil {
+			t.Fatalf("creating %s: %v", s.path, err)
+		}
+		if v, ok := s.values.([]float64); ok {
+			// The bindings write with the dataset's own type: encode to it.
+			raw := encode(t, v, s.dtype)
+			if err := ds.Write(&raw); err != nil {
+				t.Fatalf("writing %s: %v", s.path, err)
+			}
+		}
+		ds.Close()
+	}
+}
+
+// encode returns values as the bytes of dtype (little- or big-endian float32
+// or float64, little-endian int32).
+func encode(t *testing.T, values []float64, dtype *hdf5.Datatype) []byte {
+	t.Helper()
+	var out []byte
+	for _, v := range values {
+		switch {
+		case dtype.Equal(hdf5.T_IEEE_F32LE):
+			out = binary.LittleEndian.AppendUint32(out, math.Float32bits(float32(v)))
+		case dtype.Equal(hdf5.T_IEEE_F32BE):
+			out = binary.BigEndian.AppendUint32(out, math.Float32bits(float32(v)))
+		case dtype.Equal(hdf5.T_IEEE_F64LE):
+			out = binary.LittleEndian.AppendUint64(out, math.Float64bits(v))
+		case dtype.Equal(hdf5.T_IEEE_F64BE):
+			out = binary.BigEndian.AppendUint64(out, math.Float64bits(v))
+		case dtype.Equal(hdf5.T_STD_I32LE):
+			out = binary.LittleEndian.AppendUint32(out, uint32(int32(v)))
+		default:
+			t.Fatalf("encode: unsupported type")
+		}
+	}
+	return out
+}
+
+// readTiny reads a hand-made file with tinyArch, failing the test after 60 s
+// instead of hanging.
+func readTiny(t *testing.T, file string) (*tfmodels.KerasFile, error) {
+	t.Helper()
+	type result struct {
+		kf  *tfmodels.KerasFile
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		kf, err := tfmodels.ReadKerasH5(file, tinyArch())
+		done <- result{kf, err}
+	}()
+	select {
+	case r := <-done:
+		return r.kf, r.err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("ReadKerasH5(%s) still running after 60 s", file)
+	}
+	return nil, nil
+}
+
+// TestKerasWeightDtypes: weights stored as float64, big-endian float32 and
+// float16 are read converted to float32 (before, float64 overflowed the
+// buffer and the others loaded as garbage); a float64 beyond float32's range
+// is an error naming the dataset.
+func TestKerasWeightDtypes(t *testing.T) {
+	dir := t.TempDir()
+	want := tinySets()
+	check := func(name string, kf *tfmodels.KerasFile, err error, tol float64) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, s := range want {
+			parts := strings.Split(strings.Trim(s.path, "/"), "/")
+			key := parts[0] + "/" + strings.TrimSuffix(parts[2], ":0")
+			w := kf.Weights[key]
+			if w == nil {
+				t.Fatalf("%s: no weight %s", name, key)
+			}
+			for i, v := range s.values.([]float64) {
+				if math.Abs(float64(w.Values[i])-v) > tol {
+					t.Fatalf("%s: %s[%d] = %v, want %v", name, key, i, w.Values[i], v)
+				}
+			}
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		dtype *hdf5.Datatype
+	}{{"float64", hdf5.T_IEEE_F64LE}, {"float32be", hdf5.T_IEEE_F32BE}, {"float64be", hdf5.T_IEEE_F64BE}} {
+		sets := tinySets()
+		for i := range sets {
+			sets[i].dtype = c.dtype
+		}
+		file := filepath.Join(dir, c.name+".h5")
+		writeKerasH5(t, file, sets)
+		kf, err := readTiny(t, file)
+		check(c.name, kf, err, 1e-7)
+	}
+
+	big := tinySets()
+	big[2].dtype = hdf5.T_IEEE_F64LE
+	big[2].values.([]float64)[5] = 1e300
+	file := filepath.Join(dir, "overflow.h5")
+	writeKerasH5(t, file, big)
+	if _, err := readTiny(t, file); err == nil || !strings.Contains(err.Error(), "/out/out/kernel:0") || !strings.Contains(err.Error(), "range") {
+		t.Errorf("float64 beyond float32's range: got %v", err)
+	}
+
+	if _, err := pyoracle.Python(); err != nil {
+		t.Skip(err)
+	}
+	file = filepath.Join(dir, "float16.h5")
+	writeKerasH5(t, file, tinySets())
+	for _, s := range want {
+		if err := pyoracle.Run(nil, "hostile_h5.py", file, "float16", s.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kf, err := readTiny(t, file)
+	check("float16", kf, err, 1e-3)
+}
+
+// TestKerasWrongWeights: a second kernel dataset in a layer group, a scalar
+// kernel, a dataset of another name and integer weights are errors naming
+// the file and the dataset (before: the last kernel won, the scalar panicked).
+func TestKerasWrongWeights(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		edit func([]h5set) []h5set
+		want []string
+	}{
+		{"second kernel", func(s []h5set) []h5set {
+			return append(s, h5set{"/conv/conv/kernel_1:0", hdf5.T_IEEE_F32LE, []uint{2, 2, 1, 2}, make([]float64, 8)})
+		}, []string{"layer conv", "one kernel dataset", "/conv/conv/kernel:0", "/conv/conv/kernel_1:0"}},
+		{"kernel elsewhere in the group", func(s []h5set) []h5set {
+			return append(s, h5set{"/out/evil/kernel", hdf5.T_IEEE_F32LE, []uint{18, 3}, make([]float64, 54)})
+		}, []string{"one kernel dataset", "/out/evil/kernel"}},
+		{"scalar kernel", func(s []h5set) []h5set {
+			s[2] = h5set{s[2].path, hdf5.T_IEEE_F32LE, nil, []float64{1}}
+			return s
+		}, []string{"/out/out/kernel:0", "shape [18 3]", "a scalar"}},
+		{"wrong shape", func(s []h5set) []h5set {
+			s[0] = h5set{s[0].path, hdf5.T_IEEE_F32LE, []uint{8}, make([]float64, 8)}
+			return s
+		}, []string{"/conv/conv/kernel:0", "shape [2 2 1 2]", "shape [8]"}},
+		{"other name", func(s []h5set) []h5set {
+			return append(s, h5set{"/conv/conv/kernel_extra", hdf5.T_IEEE_F32LE, []uint{2}, make([]float64, 2)})
+		}, []string{"/conv/conv/kernel_extra", "a kernel or bias dataset"}},
+		{"integers", func(s []h5set) []h5set {
+			s[1].dtype = hdf5.T_STD_I32LE
+			s[1].values = []float64{1, 2}
+			return s
+		}, []string{"/conv/conv/bias:0", "floating-point weights", "int32"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".h5")
+			writeKerasH5(t, file, c.edit(tinySets()))
+			_, err := readTiny(t, file)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range append(c.want, file) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestKerasHugeDeclaredWeights: a small file declaring a huge weight dataset
+// (never written, so it costs nothing on disk) is refused on its shape before
+// anything is read: no large allocation.
+func TestKerasHugeDeclaredWeights(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "huge.h5")
+	sets := tinySets()
+	sets[2] = h5set{sets[2].path, hdf5.T_IEEE_F32LE, []uint{18 << 22, 3}, nil} // 2^26 values: 1.1 GB as float32
+	writeKerasH5(t, file, sets)
+	if st, err := os.Stat(file); err != nil || st.Size() > 1<<20 {
+		t.Fatalf("test file: %v, %d bytes", err, st.Size())
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := readTiny(t, file)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "shape [18 3]") || !strings.Contains(err.Error(), "shape [75497472 3]") {
+		t.Errorf("got %v", err)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 16<<20 {
+		t.Errorf("reading allocated %d MB", d>>20)
+	}
+	// An architecture whose weights alone exceed MaxWeightValues is refused.
+	arch := tinyArch()
+	arch.Layers[3].Units = 1 << 25
+	if _, err := tfmodels.WeightShapes(arch); err == nil || !strings.Contains(err.Error(), "out/kernel") {
+		t.Errorf("WeightShapes of a huge Dense layer: %v", err)
+	}
+}
+
+// TestKerasHardLinkCycle: a layer group holding a hard link to itself is
+// walked once (before: the walker recursed forever with growing memory).
+func TestKerasHardLinkCycle(t *testing.T) {
+	if _, err := pyoracle.Python(); err != nil {
+		t.Skip(err)
+	}
+	file := filepath.Join(t.TempDir(), "cycle.h5")
+	writeKerasH5(t, file, tinySets())
+	if err := pyoracle.Run(nil, "hostile_h5.py", file, "cycle", "/conv/conv"); err != nil {
+		t.Fatal(err)
+	}
+	kf, err := readTiny(t, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := kf.Weights["conv/kernel"]; w == nil || len(w.Values) != 8 {
+		t.Errorf("conv/kernel: %+v", w)
+	}
+}
+
+// TestKerasConfigAttributeNotString: a model_config attribute that is not one
+// string (here 1000 int32) is an error, not a read into a too small buffer.
+func TestKerasConfigAttributeNotString(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.h5")
+	writeKerasH5(t, file, tinySets())
+	f, err := hdf5.OpenFile(file, hdf5.F_ACC_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := f.OpenGroup("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, _ := hdf5.CreateSimpleDataspace([]uint{1000}, nil)
+	a, err := root.CreateAttribute("model_config", hdf5.T_NATIVE_INT32, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]int32, 1000)
+	if err := a.Write(&v[0], hdf5.T_NATIVE_INT32); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	sp.Close()
+	root.Close()
+	f.Close()
+	_, err = tfmodels.ReadKerasH5(file, nil)
+	if err == nil || !strings.Contains(err.Error(), "model_config") || !strings.Contains(err.Error(), "expected a string") {
+		t.Errorf("got %v", err)
 	}
 }

@@ -1,0 +1,24 @@
+"""Test helper: edits an HDF5 file (made by a Go test) in ways the Go HDF5
+bindings cannot, to make hostile inputs.
+
+usage: hostile_h5.py <file.h5> float16 <dataset>   rewrite the dataset as float16
+       hostile_h5.py <file.h5> cycle <group>       add a hard link <group>/loop -> <group>
+
+Prints {"ok": true}."""
+import json
+import sys
+
+import h5py
+import numpy as np
+
+path, kind, target = sys.argv[1:4]
+with h5py.File(path, "r+") as f:
+    if kind == "float16":
+        values = f[target][()]
+        del f[target]
+        f.create_dataset(target, data=values.astype(np.float16))
+    elif kind == "cycle":
+        f[target + "/loop"] = f[target]
+    else:
+        sys.exit("unknown kind " + kind)
+print(json.dumps({"ok": True}))
