@@ -110,25 +110,78 @@ func TestTopKChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := decodePNG(t, b)
-	if img.Bounds().Dx() < 200 {
-		t.Errorf("chart is only %d pixels wide", img.Bounds().Dx())
+	w := img.Bounds().Dx()
+	if w < 200 {
+		t.Errorf("chart is only %d pixels wide", w)
 	}
-	// Not blank: some pixel is not white.
-	nonWhite := false
-	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y && !nonWhite; y++ {
-		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
-			if c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA); c.R < 200 {
-				nonWhite = true
+	// Each of the two charts (side by side) shows its 3 most probable classes as
+	// bars, most probable first, as tall as their probabilities.
+	for i, want := range [][]float64{{0.7, 0.2, 0.1}, {0.5, 0.25, 0.25}} {
+		heights := bars(img, img.Bounds().Min.X+i*w/2, img.Bounds().Min.X+(i+1)*w/2)
+		if len(heights) != len(want) {
+			t.Errorf("chart %d: %d bars of heights %v, want %d", i, len(heights), heights, len(want))
+			continue
+		}
+		for j := range want {
+			// Relative to the tallest bar; a pixel or two of rounding.
+			got := float64(heights[j]) / float64(heights[0])
+			if r := want[j] / want[0]; got < r-0.06 || got > r+0.06 {
+				t.Errorf("chart %d: bar heights %v, want proportional to %v", i, heights, want)
 				break
 			}
 		}
 	}
-	if !nonWhite {
-		t.Error("chart is blank")
+	// A chart without a title has bars too (the title alone is not a chart).
+	b, err = nbutil.TopKChart("", []string{"x"}, probs[:4], 4, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := bars(decodePNG(t, b), 0, 1<<20); len(h) != 2 {
+		t.Errorf("untitled chart: bars of heights %v, want 2 bars", h)
 	}
 	if _, err := nbutil.TopKChart("", []string{"x"}, probs, 4, 3, 2); err == nil {
 		t.Error("TopKChart accepts probabilities of the wrong length")
 	}
+}
+
+// bars finds the filled bars of a bar chart between columns x0 and x1 of img:
+// runs of at least 8 adjacent columns that each hold a vertical run of at
+// least 4 dark pixels (axes, ticks and text strokes are thinner). It returns
+// their heights in pixels, left to right.
+func bars(img image.Image, x0, x1 int) []int {
+	b := img.Bounds()
+	x0, x1 = max(x0, b.Min.X), min(x1, b.Max.X)
+	dark := func(x, y int) bool {
+		c := color.GrayModel.Convert(img.At(x, y)).(color.Gray)
+		return c.Y < 100
+	}
+	longestRun := func(x int) int {
+		best, run := 0, 0
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			if dark(x, y) {
+				run++
+				best = max(best, run)
+			} else {
+				run = 0
+			}
+		}
+		return best
+	}
+	var heights []int
+	start := -1
+	for x := x0; x <= x1; x++ {
+		if x < x1 && longestRun(x) >= 4 {
+			if start < 0 {
+				start = x
+			}
+			continue
+		}
+		if start >= 0 && x-start >= 8 {
+			heights = append(heights, longestRun((start+x)/2))
+		}
+		start = -1
+	}
+	return heights
 }
 
 func TestHTMLTable(t *testing.T) {
