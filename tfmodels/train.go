@@ -65,6 +65,11 @@ type TrainSettings struct {
 
 	// Progress, if set, is called after every batch (for progress bars).
 	Progress func(p TrainProgress)
+	// AfterBatch, if set, is called after every batch's update with the
+	// number of updates so far (from 1, across epochs): schedules that change
+	// the model between steps (weight-pruning masks) hook in here. An error
+	// stops training and is returned.
+	AfterBatch func(step int) error
 }
 
 // DefaultTrainSettings returns the settings used for zero fields.
@@ -333,6 +338,11 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 				return h, fmt.Errorf("training: epoch %d batch %d: the loss diverged (%v); lower the learning rate", epoch, bi+1, bl)
 			}
 			sumLoss += bl * float64(len(idx))
+			if s.AfterBatch != nil {
+				if err := s.AfterBatch(opt.Steps()); err != nil {
+					return h, err
+				}
+			}
 			sumCorrect += float64(res[1].Value().(float32))
 			if s.Progress != nil {
 				seen := float64(min((bi+1)*s.BatchSize, n))
