@@ -221,10 +221,10 @@ type FinePruneReport struct {
 	// Rule says how Fraction was chosen; WithinBudget is false when no
 	// fraction kept the held-out accuracy within MaxAccuracyDrop (the one
 	// with the best held-out accuracy was taken).
-	Rule         string      `json:"rule"`
-	WithinBudget bool        `json:"within_budget"`
-	Original     PruneScores `json:"original"`
-	Chosen       PruneScores `json:"chosen"`
+	Rule         string       `json:"rule"`
+	WithinBudget bool         `json:"within_budget"`
+	Original     PruneScores  `json:"original"`
+	Chosen       PruneScores  `json:"chosen"`
 	Sweep        []SweepPoint `json:"sweep"`
 	FineTune     struct {
 		Optimizer    string  `json:"optimizer"`
