@@ -3,6 +3,8 @@ package data
 import (
 	"errors"
 	"fmt"
+
+	"github.com/bbd-workbench/bbd/internal/safefs"
 )
 
 // Kinds of input errors; test them with errors.Is.
@@ -18,8 +20,10 @@ var (
 	// ErrValue: a pixel or label value is invalid (NaN, out of range, not an
 	// integer).
 	ErrValue = errors.New("invalid value")
-	// ErrExists: the destination exists and overwriting was not asked for.
-	ErrExists = errors.New("destination exists")
+	// ErrExists: the destination exists and overwriting was not asked for,
+	// or it is not of the kind that is replaced. The same value as
+	// exporter.ErrExists.
+	ErrExists = safefs.ErrExists
 	// ErrNoImages: a directory holds no images.
 	ErrNoImages = errors.New("no images")
 	// ErrArgument: a function argument is invalid (bad range, rate, shape).

@@ -14,6 +14,7 @@ import (
 	"gonum.org/v1/hdf5"
 
 	"github.com/bbd-workbench/bbd/internal/h5"
+	"github.com/bbd-workbench/bbd/internal/safefs"
 )
 
 // h5mu serialises this package's calls into libhdf5: gonum/hdf5 handles are
@@ -43,105 +44,70 @@ func openErr(path string, err error) error {
 	return wrapErr(path, nil, err, "cannot read")
 }
 
-// numKind is the storage type of an HDF5 dataset, an index into numKinds.
-type numKind int
+// Limits on what a file may declare, checked before anything is allocated
+// for it: a hostile file cannot make the readers allocate more.
+const (
+	// MaxImagePixels is the most pixels (H x W) of one image: 2^24, e.g.
+	// 4096 x 4096.
+	MaxImagePixels = 1 << 24
+	// MaxReadBytes is the most bytes of pixels one read returns (a batch of
+	// an HDF5 file, an IDX file, a folder of images): 4 GiB.
+	MaxReadBytes = 1 << 32
+)
 
-// numKinds lists the supported element types in the order datasetKind tries
-// them: the name reported by DataType, the HDF5 type and its reader.
-var numKinds = [...]struct {
-	name string
-	t    *hdf5.Datatype
-	read func(ds *hdf5.Dataset, dims []uint, start, count int) ([]float64, error)
-}{
-	{"float32", hdf5.T_IEEE_F32LE, readTyped[float32]},
-	{"float64", hdf5.T_IEEE_F64LE, readTyped[float64]},
-	{"uint8", hdf5.T_STD_U8LE, readTyped[uint8]},
-	{"int8", hdf5.T_STD_I8LE, readTyped[int8]},
-	{"uint16", hdf5.T_STD_U16LE, readTyped[uint16]},
-	{"int16", hdf5.T_STD_I16LE, readTyped[int16]},
-	{"uint32", hdf5.T_STD_U32LE, readTyped[uint32]},
-	{"int32", hdf5.T_STD_I32LE, readTyped[int32]},
-	{"uint64", hdf5.T_STD_U64LE, readTyped[uint64]},
-	{"int64", hdf5.T_STD_I64LE, readTyped[int64]},
-}
+// h5ChunkValues is how many values ReadBatch converts at a time.
+const h5ChunkValues = 1 << 19
 
-func datasetKind(ds *hdf5.Dataset) (numKind, string, error) {
-	dt, err := ds.Datatype()
-	if err != nil {
-		return 0, "", err
-	}
-	defer dt.Close()
-	for k, c := range numKinds {
-		if dt.Equal(c.t) {
-			return numKind(k), c.name, nil
-		}
-	}
-	cls := map[hdf5.TypeClass]string{hdf5.T_INTEGER: "integer", hdf5.T_FLOAT: "float", hdf5.T_STRING: "string", hdf5.T_COMPOUND: "compound"}[dt.Class()]
-	if cls == "" {
-		cls = fmt.Sprintf("class %d", dt.Class())
-	}
-	return 0, "", fmt.Errorf("unsupported element type (%s, %d bytes; expected little-endian float32/float64 or an integer type)", cls, dt.Size())
-}
-
-type number interface {
-	~float32 | ~float64 | ~uint8 | ~int8 | ~uint16 | ~int16 | ~uint32 | ~int32 | ~uint64 | ~int64
-}
-
-// readHyperslab reads count rows starting at start from a dataset of the
-// given kind, converted to float64.
-func readHyperslab(ds *hdf5.Dataset, kind numKind, dims []uint, start, count int) ([]float64, error) {
-	return numKinds[kind].read(ds, dims, start, count)
-}
-
-func readTyped[T number](ds *hdf5.Dataset, dims []uint, start, count int) ([]float64, error) {
+// readRows reads rows [start, start+count) of a dataset of the given dims as
+// float64 (HDF5 converts from any integer or float type and byte order) and
+// hands them to fn in chunks of whole rows: fn(first row, values).
+func readRows(ds *hdf5.Dataset, dims []uint, start, count int, fn func(row int, v []float64) error) error {
 	rowLen := 1
 	for _, d := range dims[1:] {
 		rowLen *= int(d)
 	}
-	buf := make([]T, count*rowLen)
 	if count == 0 || rowLen == 0 {
-		return make([]float64, len(buf)), nil
+		return nil
 	}
+	chunk := max(1, h5ChunkValues/rowLen)
+	buf := make([]float64, min(chunk, count)*rowLen)
 	fspace := ds.Space()
 	if fspace == nil {
-		return nil, errors.New("cannot get the dataset's dataspace")
+		return errors.New("cannot get the dataset's dataspace")
 	}
 	defer fspace.Close()
 	offset := make([]uint, len(dims))
 	cnt := append([]uint(nil), dims...)
-	offset[0], cnt[0] = uint(start), uint(count)
-	if err := fspace.SelectHyperslab(offset, nil, cnt, nil); err != nil {
-		return nil, fmt.Errorf("selecting rows [%d, %d): %v", start, start+count, err)
+	for r := start; r < start+count; r += chunk {
+		k := min(chunk, start+count-r)
+		offset[0], cnt[0] = uint(r), uint(k)
+		if err := fspace.SelectHyperslab(offset, nil, cnt, nil); err != nil {
+			return fmt.Errorf("selecting rows [%d, %d): %v", r, r+k, err)
+		}
+		v := buf[:k*rowLen]
+		if err := h5.ReadFloat64(ds, fspace, v); err != nil {
+			return fmt.Errorf("reading rows [%d, %d): %v", r, r+k, err)
+		}
+		if err := fn(r, v); err != nil {
+			return err
+		}
 	}
-	mspace, err := hdf5.CreateSimpleDataspace([]uint{uint(len(buf))}, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer mspace.Close()
-	if err := ds.ReadSubset(&buf, mspace, fspace); err != nil {
-		return nil, fmt.Errorf("reading rows [%d, %d): %v", start, start+count, err)
-	}
-	out := make([]float64, len(buf))
-	for i, v := range buf {
-		out[i] = float64(v)
-	}
-	return out, nil
+	return nil
 }
 
 // H5Reader streams a competition HDF5 file: datasets "data" [N,C,H,W]
-// (C = 1 or 3, pixel values 0..255 stored as float32, float64 or an integer
-// type) and "label" [N] or [N,1] (float or integer, -1 = unknown). Only the
-// rows asked for are read. It is not safe for concurrent use.
+// (C = 1 or 3, pixel values 0..255 stored as any integer or floating-point
+// type, either byte order) and "label" [N] or [N,1] (integer or float, -1 =
+// unknown). Only the rows asked for are read, a bounded chunk at a time. It
+// is not safe for concurrent use.
 type H5Reader struct {
-	path              string
-	f                 *hdf5.File
-	data, label       *hdf5.Dataset
-	dataDims          []uint
-	labelDims         []uint
-	dataKind          numKind
-	labelKind         numKind
-	n, c, h, w        int
-	dataType, lblType string
+	path        string
+	f           *hdf5.File
+	data, label *hdf5.Dataset
+	dataDims    []uint
+	labelDims   []uint
+	n, c, h, w  int
+	dataType    string
 }
 
 // OpenH5 opens a competition HDF5 file for streaming. Errors name the path:
@@ -185,8 +151,11 @@ func (r *H5Reader) open() error {
 		found = strings.Join(names, ", ")
 	}
 	for _, want := range []string{"data", "label"} {
-		if !r.f.LinkExists(want) {
+		switch h5.Link(r.f, want) {
+		case h5.NoLink:
 			return inputErr(r.path, ErrFormat, "no %q dataset (expected datasets \"data\" [N,3,H,W] and \"label\" [N]; found: %s)", want, found)
+		case h5.SoftLink, h5.ExternalLink:
+			return inputErr(r.path, ErrFormat, "%q is a soft or external link, expected a dataset of this file", want)
 		}
 	}
 	var err error
@@ -206,30 +175,33 @@ func (r *H5Reader) open() error {
 	if len(d) != 4 || (d[1] != 1 && d[1] != 3) || d[2] == 0 || d[3] == 0 {
 		return inputErr(r.path, ErrFormat, "dataset \"data\" has shape %v, expected [N, 3, H, W] (channels first, e.g. [N, 3, 55, 47])", d)
 	}
+	if px, ok := h5.Count(d[2:], MaxImagePixels); !ok || d[0] > math.MaxInt32 {
+		return inputErr(r.path, ErrFormat, "dataset \"data\" has shape %v, expected at most %d images of at most %d pixels", d, math.MaxInt32, MaxImagePixels)
+	} else if px == 0 {
+		return inputErr(r.path, ErrFormat, "dataset \"data\" has shape %v, expected images of at least one pixel", d)
+	}
 	r.n, r.c, r.h, r.w = int(d[0]), int(d[1]), int(d[2]), int(d[3])
 	l := r.labelDims
 	if !(len(l) == 1 || (len(l) == 2 && l[1] == 1)) || int(l[0]) != r.n {
 		return inputErr(r.path, ErrFormat, "dataset \"label\" has shape %v, expected [%d] (one label per image of \"data\")", l, r.n)
 	}
-	if r.dataKind, r.dataType, err = datasetKind(r.data); err != nil {
-		return wrapErr(r.path, ErrFormat, err, "dataset \"data\"")
+	for _, ds := range []struct {
+		name string
+		d    *hdf5.Dataset
+	}{{"data", r.data}, {"label", r.label}} {
+		if !h5.IsNumeric(ds.d) {
+			return inputErr(r.path, ErrFormat, "dataset %q has element type %s, expected integers or floating-point numbers", ds.name, h5.TypeName(ds.d))
+		}
 	}
-	if r.labelKind, r.lblType, err = datasetKind(r.label); err != nil {
-		return wrapErr(r.path, ErrFormat, err, "dataset \"label\"")
-	}
+	r.dataType = h5.TypeName(r.data)
 	return nil
 }
 
 func datasetDims(ds *hdf5.Dataset) ([]uint, error) {
-	sp := ds.Space()
-	if sp == nil {
-		return nil, errors.New("cannot get its dataspace")
-	}
-	defer sp.Close()
-	if sp.SimpleExtentNDims() <= 0 {
+	dims, err := h5.Dims(ds)
+	if err == nil && len(dims) == 0 {
 		return nil, errors.New("is a scalar, expected an array")
 	}
-	dims, _, err := sp.SimpleExtentDims()
 	return dims, err
 }
 
@@ -242,50 +214,63 @@ func (r *H5Reader) Len() int { return r.n }
 // Shape returns [N, H, W, C] (channels-last, as ReadBatch returns them).
 func (r *H5Reader) Shape() [4]int { return [4]int{r.n, r.h, r.w, r.c} }
 
-// DataType returns the element type of the "data" dataset, e.g. "float32".
+// DataType returns the element type of the "data" dataset, e.g. "float32",
+// "uint8" or "float64 big-endian".
 func (r *H5Reader) DataType() string { return r.dataType }
 
 // ReadBatch reads images [start, start+n) (fewer at the end of the file is an
 // error: ask for min(n, Len()-start)). Pixels are transposed to channels-last
 // and rounded to the nearest integer; a NaN or a value outside [0, 255] is an
-// error naming the file, the row and the position.
+// error naming the file, the row and the position. A batch of more than
+// MaxReadBytes pixels is refused before anything is read.
 func (r *H5Reader) ReadBatch(start, n int) (*Images, error) {
 	if r.f == nil {
 		return nil, inputErr(r.path, ErrArgument, "reader is closed")
 	}
-	if start < 0 || n < 0 || start+n > r.n {
+	if start < 0 || n < 0 || start > r.n || n > r.n-start {
 		return nil, inputErr(r.path, ErrArgument, "rows [%d, %d) out of range, the file has %d images", start, start+n, r.n)
 	}
-	h5mu.Lock()
-	raw, err := readHyperslab(r.data, r.dataKind, r.dataDims, start, n)
-	var rawLbl []float64
-	if err == nil {
-		rawLbl, err = readHyperslab(r.label, r.labelKind, r.labelDims, start, n)
-	}
-	h5mu.Unlock()
-	if err != nil {
-		return nil, wrapErr(r.path, ErrFormat, err, "cannot read")
-	}
 	c, h, w := r.c, r.h, r.w
-	out := &Images{Pix: make([]uint8, n*h*w*c), H: h, W: w, C: c, Labels: make([]int, n)}
 	plane := h * w
-	for k := 0; k < n; k++ {
-		src := raw[k*c*plane : (k+1)*c*plane]
-		dst := out.Pix[k*c*plane : (k+1)*c*plane]
-		for ch := 0; ch < c; ch++ {
-			for p := 0; p < plane; p++ {
-				v := src[ch*plane+p]
-				if !(v >= 0 && v <= 255) { // also catches NaN
-					return nil, inputErr(r.path, ErrValue, "dataset \"data\" image %d (channel %d, y %d, x %d) has value %v, expected a pixel value in [0, 255]", start+k, ch, p/w, p%w, v)
+	if uint64(n)*uint64(c*plane) > MaxReadBytes {
+		return nil, inputErr(r.path, ErrArgument, "rows [%d, %d): %d images of %dx%dx%d are more than %d bytes: read fewer at a time", start, start+n, n, h, w, c, uint64(MaxReadBytes))
+	}
+	out := &Images{Pix: make([]uint8, n*plane*c), H: h, W: w, C: c, Labels: make([]int, n)}
+	h5mu.Lock()
+	defer h5mu.Unlock()
+	err := readRows(r.data, r.dataDims, start, n, func(row int, raw []float64) error {
+		for k := 0; k < len(raw)/(c*plane); k++ {
+			src := raw[k*c*plane : (k+1)*c*plane]
+			dst := out.Pix[(row-start+k)*c*plane : (row-start+k+1)*c*plane]
+			for ch := 0; ch < c; ch++ {
+				for p := 0; p < plane; p++ {
+					v := src[ch*plane+p]
+					if !(v >= 0 && v <= 255) { // also catches NaN
+						return inputErr(r.path, ErrValue, "dataset \"data\" image %d (channel %d, y %d, x %d) has value %v, expected a pixel value in [0, 255]", row+k, ch, p/w, p%w, v)
+					}
+					dst[p*c+ch] = uint8(math.Round(v))
 				}
-				dst[p*c+ch] = uint8(math.Round(v))
 			}
 		}
-		lv := rawLbl[k]
-		if lv != math.Trunc(lv) || lv < -1 || lv > math.MaxInt32 {
-			return nil, inputErr(r.path, ErrValue, "dataset \"label\" entry %d is %v, expected an integer >= -1", start+k, lv)
+		return nil
+	})
+	if err == nil {
+		err = readRows(r.label, r.labelDims, start, n, func(row int, raw []float64) error {
+			for k, lv := range raw {
+				if lv != math.Trunc(lv) || lv < -1 || lv > math.MaxInt32 {
+					return inputErr(r.path, ErrValue, "dataset \"label\" entry %d is %v, expected an integer >= -1", row+k, lv)
+				}
+				out.Labels[row-start+k] = int(lv)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, err
 		}
-		out.Labels[k] = int(lv)
+		return nil, wrapErr(r.path, ErrFormat, err, "cannot read")
 	}
 	return out, nil
 }
@@ -344,53 +329,68 @@ const h5WriteChunk = 512
 
 // WriteH5 writes imgs in the competition format: "data" float32 [N,C,H,W]
 // with pixel values 0..255 and "label" float32 [N] (-1 for unknown labels).
-// Names are not stored. The file is written to a temporary file in the same
-// directory and renamed into place, so a reader never sees half a file. An
-// existing path is an ErrExists error unless opts.Overwrite is set.
+// Names are not stored. The file is written in a temporary folder beside path
+// and renamed into place (see internal/safefs), so a reader never sees half a
+// file. An existing path is an ErrExists error unless opts.Overwrite is set,
+// and even then unless it is an HDF5 file (nothing else is replaced).
 func WriteH5(path string, imgs *Images, opts H5WriteOptions) (err error) {
 	if err := imgs.Validate(); err != nil {
 		return err
 	}
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return inputErr(path, ErrExists, "is a directory, expected a file path to write")
-		}
-		if !opts.Overwrite {
-			return inputErr(path, ErrExists, "file exists (expected a new file; set Overwrite to replace it)")
-		}
+	if err := checkH5Destination(path, opts.Overwrite); err != nil {
+		return err
 	}
-	dir := filepath.Dir(path)
-	tf, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := safefs.NewTemp(path)
 	if err != nil {
-		return wrapErr(path, ErrArgument, err, "cannot create a temporary file in %s", dir)
+		return wrapErr(path, ErrArgument, err, "cannot create a temporary folder beside it")
 	}
-	tmp := tf.Name()
-	tf.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err := writeH5File(tmp, imgs); err != nil {
+	defer tmp.Close()
+	name := filepath.Base(path)
+	if err := writeH5File(filepath.Join(tmp.Dir, name), imgs); err != nil {
 		return wrapErr(path, ErrFormat, err, "cannot write HDF5 file")
 	}
-	if opts.Overwrite {
-		if err := os.Rename(tmp, path); err != nil {
-			return wrapErr(path, ErrArgument, err, "cannot move the temporary file into place")
+	if err := tmp.CommitFile(name, opts.Overwrite, isH5File); err != nil {
+		if errors.Is(err, ErrExists) { // checked above: another writer came first
+			return inputErr(path, ErrExists, "file exists (created meanwhile by another writer); not written")
 		}
-		return nil
+		return wrapErr(path, ErrArgument, err, "cannot move the new file into place")
 	}
-	// Link fails if path exists: no-clobber even against a concurrent writer.
-	if lerr := os.Link(tmp, path); lerr != nil {
-		if _, serr := os.Lstat(path); serr == nil {
-			return inputErr(path, ErrExists, "file exists (expected a new file; set Overwrite to replace it)")
-		}
-		if err := os.Rename(tmp, path); err != nil { // file system without hard links
-			return wrapErr(path, ErrArgument, err, "cannot move the temporary file into place")
-		}
+	return nil
+}
+
+// checkH5Destination refuses an existing path unless overwrite is set and it
+// is an HDF5 file.
+func checkH5Destination(path string, overwrite bool) error {
+	st, err := os.Lstat(path)
+	switch {
+	case os.IsNotExist(err):
 		return nil
+	case err != nil:
+		return openErr(path, err)
+	case st.IsDir():
+		return inputErr(path, ErrExists, "is a directory, expected a file path to write")
+	case !overwrite:
+		return inputErr(path, ErrExists, "file exists (expected a new file; set Overwrite to replace it)")
 	}
-	os.Remove(tmp)
+	if err := isH5File(path); err != nil {
+		return inputErr(path, ErrExists, "file exists and is not replaced: %v", err)
+	}
+	return nil
+}
+
+// isH5File accepts a regular HDF5 file: the only kind of file WriteH5
+// replaces.
+func isH5File(path string) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return errors.New("it is not a regular file")
+	}
+	if ok, err := h5.IsHDF5(path); err != nil || !ok {
+		return errors.New("it is not an HDF5 file")
+	}
 	return nil
 }
 

@@ -55,9 +55,32 @@ func idxHeader(path string, r io.Reader, magic uint32, ndims int) ([]int, error)
 	}
 	dims := make([]int, ndims)
 	for i := range dims {
-		dims[i] = int(binary.BigEndian.Uint32(hdr[4+4*i:]))
+		dims[i] = int(binary.BigEndian.Uint32(hdr[4+4*i:])) // < 2^32: int is 64-bit here
 	}
 	return dims, nil
+}
+
+// readUpTo reads n bytes, growing its buffer as they arrive: a header
+// declaring more data than the file holds costs only what the file holds.
+// Fewer bytes is io.ErrUnexpectedEOF.
+func readUpTo(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, 1<<20))
+	for {
+		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		if len(buf) == n {
+			return buf, nil
+		}
+		grown := make([]byte, len(buf), min(n, 2*cap(buf)))
+		copy(grown, buf)
+		buf = grown
+	}
 }
 
 func idxReadErr(path string, err error, what string, want int) error {
@@ -80,12 +103,13 @@ func ReadIDXImages(path string) (*Images, error) {
 		return nil, err
 	}
 	n, h, w := dims[0], dims[1], dims[2]
-	if h == 0 || w == 0 || n*h*w > 1<<34 {
-		return nil, inputErr(path, ErrFormat, "implausible image dimensions %dx%dx%d", n, h, w)
+	// Each dimension is below 2^32: the products cannot overflow uint64.
+	if h == 0 || w == 0 || uint64(h)*uint64(w) > MaxImagePixels || uint64(n)*uint64(h)*uint64(w) > MaxReadBytes {
+		return nil, inputErr(path, ErrFormat, "implausible image dimensions %dx%dx%d (expected images of at most %d pixels, %d bytes in all)", n, h, w, MaxImagePixels, uint64(MaxReadBytes))
 	}
-	pix := make([]uint8, n*h*w)
-	if _, err := io.ReadFull(r, pix); err != nil {
-		return nil, idxReadErr(path, err, "pixel data of "+strconv.Itoa(n)+" images "+strconv.Itoa(h)+"x"+strconv.Itoa(w), len(pix))
+	pix, err := readUpTo(r, n*h*w)
+	if err != nil {
+		return nil, idxReadErr(path, err, "pixel data of "+strconv.Itoa(n)+" images "+strconv.Itoa(h)+"x"+strconv.Itoa(w), n*h*w)
 	}
 	labels := make([]int, n)
 	for i := range labels {
@@ -109,8 +133,8 @@ func ReadIDXLabels(path string) ([]int, error) {
 	if n > 1<<31 {
 		return nil, inputErr(path, ErrFormat, "implausible label count %d", n)
 	}
-	raw := make([]uint8, n)
-	if _, err := io.ReadFull(r, raw); err != nil {
+	raw, err := readUpTo(r, n)
+	if err != nil {
 		return nil, idxReadErr(path, err, strconv.Itoa(n)+" labels", n)
 	}
 	out := make([]int, n)

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	_ "image/jpeg" // register JPEG decoding
 	_ "image/png"  // register PNG decoding
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func IsImageFileName(name string) bool {
 // replicated to three channels, alpha is dropped), with the label parsed
 // from the file name (see ParseLabel) and the base name as its name.
 func ReadImageFile(path string, opts ImageOptions) (*Images, error) {
-	pix, h, w, err := decodeRGB(path)
+	pix, h, w, err := decodeRGB(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -97,9 +98,20 @@ func fitSize(path string, pix []uint8, h, w, th, tw int, opts ImageOptions) ([]u
 		return pix, nil
 	}
 	if !opts.Resize {
-		return nil, inputErr(path, ErrSize, "image is %dx%d, expected %dx%d (use --resize to resize)", h, w, th, tw)
+		return nil, fitSizeErr(path, h, w, ImageOptions{H: th, W: tw})
 	}
 	return ResizePixels(pix, h, w, 3, th, tw, opts.Method)
+}
+
+func fitSizeErr(path string, h, w int, want ImageOptions) error {
+	th, tw := want.H, want.W
+	if th == 0 {
+		th = h
+	}
+	if tw == 0 {
+		tw = w
+	}
+	return inputErr(path, ErrSize, "image is %dx%d, expected %dx%d (use --resize to resize)", h, w, th, tw)
 }
 
 // ReadImageDir reads every *.png, *.jpg and *.jpeg file of dir (not
@@ -123,7 +135,7 @@ func ReadImageDir(dir string, opts ImageOptions) (*Images, error) {
 	var out *Images
 	for _, name := range names {
 		p := filepath.Join(dir, name)
-		pix, h, w, err := decodeRGB(p)
+		pix, h, w, err := decodeRGB(p, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +147,13 @@ func ReadImageDir(dir string, opts ImageOptions) (*Images, error) {
 			if tw == 0 {
 				tw = w
 			}
+			if uint64(len(names))*uint64(th*tw*3) > MaxReadBytes {
+				return nil, inputErr(dir, ErrSize, "%d images of %dx%d are more than %d bytes", len(names), th, tw, uint64(MaxReadBytes))
+			}
 			out = &Images{H: th, W: tw, C: 3, Pix: make([]uint8, 0, len(names)*th*tw*3)}
+			// Later images must fit this size (or be resized): later
+			// decodes check their declared size against it.
+			opts.H, opts.W = th, tw
 		}
 		if pix, err = fitSize(p, pix, h, w, out.H, out.W, opts); err != nil {
 			return nil, err
@@ -177,8 +195,10 @@ func Load(path string, opts ImageOptions) (*Images, error) {
 	return imgs, nil
 }
 
-// decodeRGB decodes a PNG or JPEG file to RGB bytes.
-func decodeRGB(path string) ([]uint8, int, int, error) {
+// decodeRGB decodes a PNG or JPEG file to RGB bytes. The size the file
+// declares is checked first, before the pixels are decoded and allocated:
+// at most MaxImagePixels, and opts.H x opts.W when set without opts.Resize.
+func decodeRGB(path string, opts ImageOptions) ([]uint8, int, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, 0, openErr(path, err)
@@ -187,17 +207,42 @@ func decodeRGB(path string) ([]uint8, int, int, error) {
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		return nil, 0, 0, inputErr(path, ErrFormat, "is a directory, expected a PNG or JPEG file")
 	}
-	im, format, err := image.Decode(f)
-	if err != nil {
+	return decodeRGBFrom(f, path, opts)
+}
+
+// decodeRGBFrom is decodeRGB on an open file (path names it in errors).
+func decodeRGBFrom(f io.ReadSeeker, path string, opts ImageOptions) ([]uint8, int, int, error) {
+	decodeErr := func(err error) error {
 		if errors.Is(err, image.ErrFormat) {
-			return nil, 0, 0, inputErr(path, ErrFormat, "not a PNG or JPEG image (unrecognised content)")
+			return inputErr(path, ErrFormat, "not a PNG or JPEG image (unrecognised content)")
 		}
-		return nil, 0, 0, wrapErr(path, ErrFormat, err, "cannot decode image")
+		return wrapErr(path, ErrFormat, err, "cannot decode image")
+	}
+	cfg, format, err := image.DecodeConfig(f)
+	if err != nil {
+		return nil, 0, 0, decodeErr(err)
 	}
 	if format != "png" && format != "jpeg" {
 		return nil, 0, 0, inputErr(path, ErrFormat, "is a %s image, expected PNG or JPEG", format)
 	}
-	pix, h, w := toRGB(im)
+	h, w := cfg.Height, cfg.Width
+	if h <= 0 || w <= 0 || uint64(h)*uint64(w) > MaxImagePixels {
+		return nil, 0, 0, inputErr(path, ErrSize, "image is %dx%d, expected at most %d pixels", h, w, MaxImagePixels)
+	}
+	if !opts.Resize && ((opts.H != 0 && h != opts.H) || (opts.W != 0 && w != opts.W)) {
+		return nil, 0, 0, fitSizeErr(path, h, w, opts)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, 0, 0, wrapErr(path, ErrFormat, err, "cannot read")
+	}
+	im, _, err := image.Decode(f)
+	if err != nil {
+		return nil, 0, 0, decodeErr(err)
+	}
+	pix, dh, dw := toRGB(im)
+	if dh != h || dw != w {
+		return nil, 0, 0, inputErr(path, ErrFormat, "image decodes to %dx%d, its header says %dx%d", dh, dw, h, w)
+	}
 	return pix, h, w, nil
 }
 

@@ -16,6 +16,8 @@ import (
 	varpb "github.com/galeone/tensorflow/tensorflow/go/core/framework/variable_go_proto"
 	pb "github.com/galeone/tensorflow/tensorflow/go/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bbd-workbench/bbd/internal/safefs"
 )
 
 // ServeTag is the MetaGraph tag bbd writes and loads.
@@ -28,8 +30,9 @@ const DefaultSignature = "serving_default"
 const PredictMethod = "tensorflow/serving/predict"
 
 // ErrExists is returned (wrapped) when the destination exists and Overwrite is
-// not set.
-var ErrExists = errors.New("destination exists")
+// not set, or it is not a SavedModel (only a SavedModel is ever replaced). It
+// is the same value as data.ErrExists: errors.Is matches either.
+var ErrExists = safefs.ErrExists
 
 // Variable is a resource variable of the graph to save and restore.
 type Variable struct {
@@ -62,10 +65,56 @@ type Spec struct {
 // Options configures Write. The zero value refuses to replace an existing
 // destination.
 type Options struct {
-	Overwrite bool // replace an existing destination (still atomically)
+	// Overwrite replaces an existing destination that is a SavedModel (a
+	// folder with saved_model.pb), atomically; anything else is kept and
+	// refused with ErrExists.
+	Overwrite bool
 }
 
-// Write writes spec as a SavedModel in dir, atomically.
+// CheckDestination reports whether Write may write dir with opts: nil when
+// dir does not exist, or exists, is a SavedModel and opts.Overwrite is set;
+// otherwise an error wrapping ErrExists that names dir. Write checks again
+// when it commits; callers use it to refuse before lengthy work.
+func CheckDestination(dir string, opts Options) error {
+	st, err := os.Lstat(dir)
+	switch {
+	case os.IsNotExist(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
+	case !opts.Overwrite:
+		return fmt.Errorf("writing SavedModel %s: %w (remove it or ask for overwrite)", dir, ErrExists)
+	case st.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("writing SavedModel %s: %w and is a symbolic link: not replaced", dir, ErrExists)
+	}
+	if err := isSavedModel(dir); err != nil {
+		return fmt.Errorf("writing SavedModel %s: %w and is not replaced: %v", dir, ErrExists, err)
+	}
+	return nil
+}
+
+// isSavedModel accepts a folder holding a saved_model.pb file: the only kind
+// of destination Write replaces.
+func isSavedModel(dir string) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return errors.New("it is a file, not a SavedModel folder")
+	}
+	pb, err := os.Lstat(filepath.Join(dir, "saved_model.pb"))
+	if err != nil || !pb.Mode().IsRegular() {
+		return errors.New("it is not a SavedModel (no saved_model.pb)")
+	}
+	return nil
+}
+
+// Write writes spec as a SavedModel in dir, atomically: into a temporary
+// folder beside dir (see internal/safefs: the umask's permissions, stale
+// folders of killed runs removed) that becomes dir in one rename, or, with
+// opts.Overwrite over an existing SavedModel, is exchanged with it in one step
+// (renameat2 RENAME_EXCHANGE), so a kill leaves the old or the new model.
 func Write(dir string, spec Spec, opts Options) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -75,29 +124,22 @@ func Write(dir string, spec Spec, opts Options) (err error) {
 	if _, ok := spec.Signatures[DefaultSignature]; !ok {
 		return fmt.Errorf("writing SavedModel %s: expected a %q signature, found none", dir, DefaultSignature)
 	}
-	if _, err := os.Lstat(dir); err == nil {
-		if !opts.Overwrite {
-			return fmt.Errorf("writing SavedModel %s: %w (remove it or ask for overwrite)", dir, ErrExists)
-		}
-	} else if !os.IsNotExist(err) {
-		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
+	if err := CheckDestination(dir, opts); err != nil {
+		return err
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	if st, err := os.Stat(parent); err != nil || !st.IsDir() {
-		return fmt.Errorf("writing SavedModel %s: expected an existing parent directory %s, found none", dir, parent)
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	tmpDir, err := safefs.NewTemp(dir)
 	if err != nil {
 		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
 	}
-	defer os.RemoveAll(tmp) // no-op once renamed
+	defer tmpDir.Close()
+	tmp := tmpDir.Dir
 
 	saver, err := ensureSaver(spec.Graph, spec.Session, spec.Variables)
 	if err != nil {
 		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
 	}
 	if len(spec.Variables) > 0 {
-		if err := os.Mkdir(filepath.Join(tmp, "variables"), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(tmp, "variables"), 0o777); err != nil {
 			return err
 		}
 		prefix, err := tf.NewTensor(filepath.Join(tmp, "variables", "variables"))
@@ -120,27 +162,8 @@ func Write(dir string, spec Spec, opts Options) (err error) {
 	if err := writeFileSync(filepath.Join(tmp, "saved_model.pb"), raw); err != nil {
 		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
 	}
-	return commit(tmp, dir, opts.Overwrite)
-}
-
-// commit renames tmp to dir. With overwrite, the old dir is moved aside first
-// and removed only once the new one is in place.
-func commit(tmp, dir string, overwrite bool) error {
-	if overwrite {
-		if _, err := os.Lstat(dir); err == nil {
-			old := tmp + ".old"
-			if err := os.Rename(dir, old); err != nil {
-				return fmt.Errorf("writing SavedModel %s: moving the old model aside: %w", dir, err)
-			}
-			if err := os.Rename(tmp, dir); err != nil {
-				_ = os.Rename(old, dir)
-				return fmt.Errorf("writing SavedModel %s: %w", dir, err)
-			}
-			return os.RemoveAll(old)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
+	if err := tmpDir.CommitDir(opts.Overwrite, isSavedModel); err != nil {
+		return fmt.Errorf("writing SavedModel: %w", err)
 	}
 	return nil
 }

@@ -2,10 +2,13 @@ package exporter_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/data"
@@ -147,25 +150,102 @@ func TestWriteRefusesExisting(t *testing.T) {
 	marker := filepath.Join(dir, "keep.txt")
 	os.WriteFile(marker, []byte("mine"), 0o644)
 	err = exporter.WriteModel(dir, m, exporter.Options{})
-	if !errors.Is(err, exporter.ErrExists) || !strings.Contains(err.Error(), dir) {
+	if !errors.Is(err, exporter.ErrExists) || !errors.Is(err, data.ErrExists) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("expected ErrExists naming %s, got %v", dir, err)
 	}
 	if b, _ := os.ReadFile(marker); string(b) != "mine" {
 		t.Error("existing destination was changed")
 	}
-	entries, _ := os.ReadDir(filepath.Dir(dir))
-	for _, e := range entries {
-		if strings.Contains(e.Name(), ".tmp-") {
-			t.Errorf("temporary directory left behind: %s", e.Name())
-		}
-	}
-	// Overwrite replaces it atomically.
-	if err := exporter.WriteModel(dir, m, exporter.Options{Overwrite: true}); err != nil {
+	noTemps(t, filepath.Dir(dir))
+	// Overwrite replaces a SavedModel atomically.
+	sm := filepath.Join(t.TempDir(), "sm")
+	if err := exporter.WriteModel(sm, m, exporter.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+	os.WriteFile(filepath.Join(sm, "old.txt"), []byte("old model"), 0o644)
+	if err := exporter.WriteModel(sm, m, exporter.Options{Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(sm, "old.txt")); !os.IsNotExist(err) {
 		t.Error("overwrite kept the old content")
 	}
+	noTemps(t, filepath.Dir(sm))
+}
+
+// noTemps fails if temporary folders are left in dir.
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") || strings.Contains(e.Name(), ".old") {
+			t.Errorf("temporary folder left behind: %s", e.Name())
+		}
+	}
+}
+
+// TestOverwriteOnlySavedModels: --overwrite used to delete whatever was at the
+// destination; now a regular file, a folder that is not a SavedModel and a
+// symbolic link are kept and refused with ErrExists.
+func TestOverwriteOnlySavedModels(t *testing.T) {
+	m, err := tfmodels.ImportKerasH5(sunglases, nil, tfmodels.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	parent := t.TempDir()
+	file := filepath.Join(parent, "thesis.pdf")
+	folder := filepath.Join(parent, "photos")
+	link := filepath.Join(parent, "link")
+	os.WriteFile(file, []byte("precious"), 0o644)
+	os.Mkdir(folder, 0o755)
+	os.WriteFile(filepath.Join(folder, "me.jpg"), []byte("precious"), 0o644)
+	os.Symlink(folder, link)
+	for _, dst := range []string{file, folder, link} {
+		err := exporter.WriteModel(dst, m, exporter.Options{Overwrite: true})
+		if !errors.Is(err, exporter.ErrExists) || !strings.Contains(err.Error(), dst) {
+			t.Errorf("%s: expected ErrExists naming it, got %v", dst, err)
+		}
+	}
+	if b, _ := os.ReadFile(file); string(b) != "precious" {
+		t.Error("the file was changed")
+	}
+	if b, _ := os.ReadFile(filepath.Join(folder, "me.jpg")); string(b) != "precious" {
+		t.Error("the folder was changed")
+	}
+	noTemps(t, parent)
+}
+
+// TestWriteModeAndStaleTemps: exported folders get the umask's mode (they
+// were 0700), and temporary folders of killed runs are removed by the next
+// write to the same destination.
+func TestWriteModeAndStaleTemps(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	m, err := tfmodels.ImportKerasH5(sunglases, nil, tfmodels.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	parent := t.TempDir()
+	// What a run killed while writing leaves: bbd wrote ".sm.tmp-<random>"
+	// before, ".sm.tmp-<pid>-<random>" now (this pid has exited).
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip(err)
+	}
+	for _, stale := range []string{".sm.tmp-1234567", fmt.Sprintf(".sm.tmp-%d-xyz", cmd.Process.Pid)} {
+		os.MkdirAll(filepath.Join(parent, stale, "variables"), 0o700)
+	}
+	sm := filepath.Join(parent, "sm")
+	if err := exporter.WriteModel(sm, m, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{sm, filepath.Join(sm, "variables")} {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o755 {
+			t.Errorf("%s: mode %v, want 0755 (%v)", p, st.Mode().Perm(), err)
+		}
+	}
+	noTemps(t, parent)
 }
 
 // TestTrainExportReloadTrain: a model trained, exported and reloaded can be

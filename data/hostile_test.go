@@ -1,0 +1,226 @@
+package data_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+
+	"gonum.org/v1/hdf5"
+
+	"github.com/bbd-workbench/bbd/data"
+)
+
+// allocated runs f and returns the bytes it allocated.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// pngHeader returns a PNG declaring a w x h gray image whose data stream
+// (a little zlib-compressed zero data) ends early.
+func pngHeader(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, data []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(data)))
+		body := append([]byte(typ), data...)
+		b.Write(body)
+		binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(body))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	chunk("IHDR", append(ihdr, 8, 0, 0, 0, 0)) // 8-bit gray
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 4096))
+	zw.Close()
+	chunk("IDAT", z.Bytes())
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+// TestPNGHugeDeclaredSize: a small PNG declaring 60000x60000 pixels is
+// refused from its header, before any pixel memory is allocated (before: 3.6
+// GB allocated, and 14 GB for a file that decodes).
+func TestPNGHugeDeclaredSize(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bomb.png")
+	os.WriteFile(p, pngHeader(60000, 60000), 0o644)
+	for _, opts := range []data.ImageOptions{{}, data.DeepIDImageOptions(true)} {
+		var err error
+		n := allocated(func() { _, err = data.ReadImageFile(p, opts) })
+		wantErr(t, err, data.ErrSize, p, "60000x60000")
+		if n > 16<<20 {
+			t.Errorf("%+v: allocated %d MB", opts, n>>20)
+		}
+	}
+	// A size that is allowed but not the expected one (no --resize) is
+	// refused before decoding too.
+	os.WriteFile(p, pngHeader(4000, 4000), 0o644)
+	var err error
+	n := allocated(func() { _, err = data.ReadImageDir(dir, data.DeepIDImageOptions(false)) })
+	wantErr(t, err, data.ErrSize, p, "4000x4000", "55x47")
+	if n > 4<<20 {
+		t.Errorf("allocated %d MB", n>>20)
+	}
+}
+
+// TestIDXDeclaredSizes: IDX dimensions whose product overflows are refused
+// (before: 2^22 x 2^22 x 2^22 wrapped to 0 and "succeeded"), and a truncated
+// file declaring a large (allowed) size costs what the file holds, not what
+// it declares.
+func TestIDXDeclaredSizes(t *testing.T) {
+	dir := t.TempDir()
+	header := func(dims ...uint32) []byte {
+		b := binary.BigEndian.AppendUint32(nil, data.IDXImagesMagic)
+		for _, d := range dims {
+			b = binary.BigEndian.AppendUint32(b, d)
+		}
+		return append(b, 1, 2, 3, 4)
+	}
+	p := filepath.Join(dir, "overflow-idx3-ubyte")
+	os.WriteFile(p, header(1<<22, 1<<22, 1<<22), 0o644)
+	_, err := data.ReadIDXImages(p)
+	wantErr(t, err, data.ErrFormat, p, "implausible image dimensions")
+
+	p = filepath.Join(dir, "truncated-idx3-ubyte")
+	os.WriteFile(p, header(5000, 400, 400), 0o644) // declares 800 MB
+	n := allocated(func() { _, err = data.ReadIDXImages(p) })
+	wantErr(t, err, data.ErrFormat, p, "truncated")
+	if n > 16<<20 {
+		t.Errorf("allocated %d MB for a 20-byte file", n>>20)
+	}
+
+	lbl := filepath.Join(dir, "labels-idx1-ubyte")
+	os.WriteFile(lbl, append(binary.BigEndian.AppendUint32(nil, data.IDXLabelsMagic), 0x7f, 0xff, 0xff, 0xff, 1), 0o644)
+	n = allocated(func() { _, err = data.ReadIDXLabels(lbl) })
+	wantErr(t, err, data.ErrFormat, lbl, "truncated")
+	if n > 16<<20 {
+		t.Errorf("labels: allocated %d MB for a 9-byte file", n>>20)
+	}
+}
+
+// writeTyped writes one dataset of dtype with the given raw bytes (nil: not
+// written, so the file stays small whatever the shape declares).
+func writeTyped(t *testing.T, f *hdf5.File, name string, dtype *hdf5.Datatype, dims []uint, raw []byte) {
+	t.Helper()
+	sp, err := hdf5.CreateSimpleDataspace(dims, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	ds, err := f.CreateDataset(name, dtype, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	if raw != nil {
+		if err := ds.Write(&raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestH5HugeDeclaredData: a small competition file declaring a huge "data"
+// dataset is refused by ReadH5 before anything is allocated (before: an
+// allocation of the declared size, fatal), and streaming it reads bounded
+// batches.
+func TestH5HugeDeclaredData(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "huge.h5")
+	f, err := hdf5.CreateFile(p, hdf5.F_ACC_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTyped(t, f, "data", hdf5.T_IEEE_F32LE, []uint{1 << 20, 3, 2048, 2048}, nil)
+	writeTyped(t, f, "label", hdf5.T_IEEE_F32LE, []uint{1 << 20}, nil)
+	f.Close()
+	n := allocated(func() { _, err = data.ReadH5(p) })
+	wantErr(t, err, nil, p, "read fewer at a time")
+	if n > 16<<20 {
+		t.Errorf("allocated %d MB", n>>20)
+	}
+	r, err := data.OpenH5(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n = allocated(func() { _, err = r.ReadBatch(0, 2) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n > 200<<20 { // 2 images of 12 MiB as bytes, 4 MiB of float64 at a time
+		t.Errorf("a batch of 2 allocated %d MB", n>>20)
+	}
+}
+
+// TestH5ConvertsTypes: "data" stored as big-endian float32 and "label" as
+// big-endian int16 are read converted (before: refused or misread).
+func TestH5ConvertsTypes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "be.h5")
+	f, err := hdf5.CreateFile(p, hdf5.F_ACC_TRUNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pix, lbl []byte
+	for i := 0; i < 2*3*2*2; i++ {
+		pix = binary.BigEndian.AppendUint32(pix, math.Float32bits(float32(i*10)))
+	}
+	lbl = binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, 7), 0xffff) // 7, -1
+	writeTyped(t, f, "data", hdf5.T_IEEE_F32BE, []uint{2, 3, 2, 2}, pix)
+	writeTyped(t, f, "label", hdf5.T_STD_I16BE, []uint{2}, lbl)
+	f.Close()
+	imgs, err := data.ReadH5(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// data[n=1, c=2, y=1, x=0] = (12+8+2)*10 -> Pix[((1*2+1)*2+0)*3+2]
+	if imgs.Labels[0] != 7 || imgs.Labels[1] != -1 || imgs.Pix[((1*2+1)*2+0)*3+2] != 220 {
+		t.Errorf("labels %v, pixel %d", imgs.Labels, imgs.Pix[((1*2+1)*2+0)*3+2])
+	}
+	r, _ := data.OpenH5(p)
+	if r.DataType() != "float32 big-endian" {
+		t.Errorf("DataType %q", r.DataType())
+	}
+	r.Close()
+}
+
+// TestWriteH5OverwriteOnlyHDF5: with Overwrite, WriteH5 replaced whatever
+// file was at the path; now only an HDF5 file is replaced. Files get the
+// umask's mode (they were 0600), and temporary files of killed runs go.
+func TestWriteH5OverwriteOnlyHDF5(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	imgs, _ := data.NewImages(2, 3, 4, 3)
+	dir := t.TempDir()
+	notes := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notes, []byte("precious"), 0o644)
+	err := data.WriteH5(notes, imgs, data.H5WriteOptions{Overwrite: true})
+	wantErr(t, err, data.ErrExists, notes, "not an HDF5 file")
+	if b, _ := os.ReadFile(notes); string(b) != "precious" {
+		t.Error("the file was replaced")
+	}
+	p := filepath.Join(dir, "out.h5")
+	os.WriteFile(filepath.Join(dir, ".out.h5.tmp-4242424"), []byte("half written"), 0o600) // an older bbd's temporary file
+	if err := data.WriteH5(p, imgs, data.H5WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteH5(p, imgs, data.H5WriteOptions{Overwrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v (%v), want 0644", st.Mode().Perm(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("left in the folder: %v", ents)
+	}
+}
