@@ -11,9 +11,9 @@ import (
 type tfOutput = tf.Output
 
 // eachBatch calls fn with consecutive batches of ex (m.BatchSize examples,
-// channels-last float32, pixels in [0, 1]), stopping at the first error or
-// when ctx is done.
-func eachBatch(ctx context.Context, m *tfmodels.Model, ex Examples, fn func(x []float32, n int) error) error {
+// channels-last float32, pixels in [0, 1], and their labels), stopping at the
+// first error or when ctx is done.
+func eachBatch(ctx context.Context, m *tfmodels.Model, ex Examples, fn func(x []float32, labels []int32) error) error {
 	h, w, c := m.InputShape[0], m.InputShape[1], m.InputShape[2]
 	bs := m.BatchSize
 	if bs <= 0 {
@@ -35,7 +35,7 @@ func eachBatch(ctx context.Context, m *tfmodels.Model, ex Examples, fn func(x []
 		if err := ex.Gather(idx, x[:n*h*w*c], labels[:n]); err != nil {
 			return err
 		}
-		if err := fn(x[:n*h*w*c], n); err != nil {
+		if err := fn(x[:n*h*w*c], labels[:n]); err != nil {
 			return err
 		}
 	}

@@ -543,7 +543,8 @@ func activationScores(ctx context.Context, m *tfmodels.Model, clean Examples, la
 		outs[i] = o
 	}
 	scores := map[string][]float64{}
-	err := eachBatch(ctx, m, clean, func(x []float32, n int) error {
+	err := eachBatch(ctx, m, clean, func(x []float32, y []int32) error {
+		n := len(y)
 		res, err := m.Run(x, n, outs...)
 		if err != nil {
 			return err

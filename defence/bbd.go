@@ -1,0 +1,423 @@
+package defence
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+
+	"github.com/bbd-workbench/bbd/exporter"
+	"github.com/bbd-workbench/bbd/metrics"
+	"github.com/bbd-workbench/bbd/tfmodels"
+)
+
+// Scopes of the two networks inside a BBD model.
+const (
+	BBDBadNetScope   = "badnet"
+	BBDRepairedScope = "repaired"
+)
+
+// BBDCollection is the MetaGraphDef collection recording a BBD SavedModel's
+// decision (JSON [BBDConfig] plus the number of classes).
+const BBDCollection = "bbd_decision"
+
+// BBDConfig configures the Bimodel Backdoor Defence. The zero value is the
+// untargeted defence.
+type BBDConfig struct {
+	// Targets are the suspect labels of the targeted defence (given, or the
+	// labels a Neural Cleanse scan flagged): the repaired model is consulted
+	// only when the BadNet answers one of them. Empty: untargeted, both
+	// models always vote.
+	Targets []int `json:"targets"`
+}
+
+// Untargeted reports whether the configuration is the untargeted defence.
+func (c BBDConfig) Untargeted() bool { return len(c.Targets) == 0 }
+
+// Mode is "targeted" or "untargeted".
+func (c BBDConfig) Mode() string {
+	if c.Untargeted() {
+		return "untargeted"
+	}
+	return "targeted"
+}
+
+// BBD is the Bimodel Backdoor Defence (the Bimodel paper's section 4) as one
+// TensorFlow model: the BadNet and a repaired copy of it (fine-pruned, or
+// unlearned) under the scopes "badnet" and "repaired", reading one input,
+// with the decision as graph ops. The untargeted decision outputs the label
+// both models agree on, or N ("poisoned", N being the number of classes)
+// when they disagree; the targeted one outputs the BadNet's label unless it
+// is a suspect target that the repaired model does not confirm, then N.
+//
+// Exported with [BBD.Export], it is one SavedModel whose serving_default
+// signature maps "input" to "label" (int32, in [0, N]) and each network's
+// probabilities: the deployable defended model, which loads in bbd, Python
+// TensorFlow and tfgo.
+type BBD struct {
+	Model  *tfmodels.Model // the combined graph; Model.View(scope) gives each network
+	Label  tf.Output       // int32 [-1]: the decision, N meaning poisoned
+	Config BBDConfig
+	N      int // number of classes of the two networks; the "poisoned" label
+}
+
+type bbdRecord struct {
+	BBDConfig
+	Classes int `json:"classes"`
+}
+
+// NewBBD combines badnet and repaired (white-box models with the same input
+// shape and classes; their current weights and masks are copied) into a BBD
+// model. Close it when done; the two models stay the caller's.
+func NewBBD(badnet, repaired *tfmodels.Model, cfg BBDConfig) (b *BBD, err error) {
+	if !badnet.WhiteBox() || !repaired.WhiteBox() {
+		return nil, fmt.Errorf("bbd: %w (both models must be white-box)", tfmodels.ErrNotWhiteBox)
+	}
+	if badnet.InputShape != repaired.InputShape || badnet.NumClasses != repaired.NumClasses {
+		return nil, &tfmodels.InputError{Input: "bbd: repaired model", Expected: fmt.Sprintf("the BadNet's input %v and %d classes", badnet.InputShape, badnet.NumClasses),
+			Found: fmt.Sprintf("input %v and %d classes", repaired.InputShape, repaired.NumClasses)}
+	}
+	if err := cfg.validate(badnet.NumClasses); err != nil {
+		return nil, err
+	}
+	g := tf.NewGraph()
+	in, err := tfmodels.AddInput(g, "input", badnet.InputShape)
+	if err != nil {
+		return nil, err
+	}
+	var nets []*tfmodels.Net
+	for _, src := range []struct {
+		scope string
+		m     *tfmodels.Model
+	}{{BBDBadNetScope, badnet}, {BBDRepairedScope, repaired}} {
+		w, err := src.m.GetWeights()
+		if err != nil {
+			return nil, fmt.Errorf("bbd: reading the %s weights: %w", src.scope, err)
+		}
+		masks := src.m.Masks()
+		net, err := tfmodels.AddNet(g, src.m.Arch, in, tfmodels.NetOptions{Scope: src.scope, Weights: w, Masks: masks[tfmodels.MaskOutput],
+			ChannelMasks: masks[tfmodels.MaskChannel], KernelMasks: masks[tfmodels.MaskKernel], Source: src.scope})
+		if err != nil {
+			return nil, fmt.Errorf("bbd: adding the %s: %w", src.scope, err)
+		}
+		nets = append(nets, net)
+	}
+	label, err := addDecision(g, nets[0], nets[1], cfg, badnet.NumClasses)
+	if err != nil {
+		return nil, err
+	}
+	m, err := tfmodels.NewModel(g, in, nets, tfmodels.ModelOptions{BatchSize: badnet.BatchSize})
+	if err != nil {
+		return nil, err
+	}
+	return &BBD{Model: m, Label: label, Config: cfg, N: badnet.NumClasses}, nil
+}
+
+func (c BBDConfig) validate(classes int) error {
+	seen := map[int]bool{}
+	for _, t := range c.Targets {
+		if t < 0 || t >= classes {
+			return configError("bbd", "Targets", fmt.Sprintf("labels in [0, %d)", classes), t)
+		}
+		if seen[t] {
+			return configError("bbd", "Targets", "distinct labels", t)
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+// addDecision adds the BBD decision ops under "bbd": "bbd/badnet_label",
+// "bbd/repaired_label", "bbd/poisoned" (bool) and "bbd/label".
+func addDecision(g *tf.Graph, badnet, repaired *tfmodels.Net, cfg BBDConfig, classes int) (tf.Output, error) {
+	o := tfmodels.NewOps(g, "bbd")
+	argmax := func(name string, p tf.Output) tf.Output {
+		return o.Named(name, "ArgMax", map[string]interface{}{"output_type": tf.Int32}, p, o.Const(int32(1)))
+	}
+	bl := argmax("badnet_label", badnet.Probabilities)
+	rl := argmax("repaired_label", repaired.Probabilities)
+	disagree := o.Op("NotEqual", nil, bl, rl)
+	poisoned := disagree
+	if !cfg.Untargeted() {
+		targets := make([]int32, len(cfg.Targets))
+		for i, t := range cfg.Targets {
+			targets[i] = int32(t)
+		}
+		col := o.Op("ExpandDims", nil, bl, o.Const(int32(-1)))       // [-1, 1]
+		hits := o.Op("Equal", nil, col, o.Const([][]int32{targets})) // [-1, k]
+		suspect := o.Op("Any", nil, hits, o.Const([]int32{1}))       // [-1]
+		poisoned = o.Op("LogicalAnd", nil, suspect, disagree)
+	}
+	poisoned = o.Named("poisoned", "Identity", nil, poisoned)
+	label := o.Named("label", "SelectV2", nil, poisoned, o.Const(int32(classes)), bl)
+	if err := o.Err(); err != nil {
+		return tf.Output{}, fmt.Errorf("bbd: adding the decision: %w", err)
+	}
+	return label, nil
+}
+
+// Close frees the combined model.
+func (b *BBD) Close() error { return b.Model.Close() }
+
+// Name implements InputDetector.
+func (b *BBD) Name() string { return "bbd-" + b.Config.Mode() }
+
+// Predict returns the BBD label of each of n images x: a class, or N for
+// inputs judged poisoned.
+func (b *BBD) Predict(x []float32, n int) ([]int, error) {
+	res, err := b.Model.Run(x, n, b.Label)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, n)
+	for i, v := range res[0] {
+		out[i] = int(v)
+	}
+	return out, nil
+}
+
+// Detect implements InputDetector: an input is flagged when its label is N.
+// Scores are 1 for flagged inputs and 0 otherwise.
+func (b *BBD) Detect(ctx context.Context, x []float32, n int) (*Detection, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	labels, err := b.Predict(x, n)
+	if err != nil {
+		return nil, err
+	}
+	d := &Detection{Method: b.Name(), Direction: metrics.HigherPoisoned, Threshold: 0.5, Labels: labels,
+		Scores: make([]float64, n), Flags: make([]bool, n)}
+	for i, l := range labels {
+		if l == b.N {
+			d.Flags[i], d.Scores[i] = true, 1
+		}
+	}
+	return d, nil
+}
+
+// Export writes the BBD model as one SavedModel (see [BBD]): signature
+// serving_default maps "input" to "label" (int32, N = poisoned),
+// "badnet/probabilities", "repaired/probabilities" (and "probabilities", the
+// BadNet's); the two networks reload white-box; the decision's configuration
+// is recorded in the collection [BBDCollection].
+func (b *BBD) Export(dir string, opts exporter.Options) error {
+	spec, err := exporter.ModelSpec(b.Model)
+	if err != nil {
+		return fmt.Errorf("writing BBD SavedModel %s: %w", dir, err)
+	}
+	spec.Signatures[exporter.DefaultSignature].Outputs["label"] = b.Label
+	rec, err := json.Marshal(bbdRecord{BBDConfig: b.Config, Classes: b.N})
+	if err != nil {
+		return err
+	}
+	spec.Collections[BBDCollection] = [][]byte{rec}
+	return exporter.Write(dir, spec, opts)
+}
+
+// LoadBBD loads a BBD SavedModel written by [BBD.Export].
+func LoadBBD(dir string, opts tfmodels.LoadOptions) (*BBD, error) {
+	mg, err := tfmodels.ReadMetaGraph(dir, opts.Tag)
+	if err != nil {
+		return nil, err
+	}
+	coll := mg.CollectionDef[BBDCollection].GetBytesList().GetValue()
+	var rec bbdRecord
+	if len(coll) != 1 || json.Unmarshal(coll[0], &rec) != nil {
+		return nil, &tfmodels.InputError{Input: dir, Expected: "a BBD SavedModel (collection " + BBDCollection + ")", Found: fmt.Sprintf("%d records", len(coll))}
+	}
+	m, err := tfmodels.LoadSavedModel(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	label, ok := m.Outputs["label"]
+	if !ok || len(m.Nets()) != 2 || rec.Classes != m.NumClasses {
+		m.Close()
+		return nil, &tfmodels.InputError{Input: dir, Expected: "a BBD SavedModel: two nets and a label output", Found: fmt.Sprintf("%d nets, outputs %v", len(m.Nets()), slices.Sorted(mapKeys(m.Outputs)))}
+	}
+	return &BBD{Model: m, Label: label, Config: rec.BBDConfig, N: rec.Classes}, nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Decide is the BBD decision in Go, from the two models' labels: what the
+// graph computes, for checking it and for pipelines that run the two models
+// apart.
+func Decide(badnetLabel, repairedLabel int, cfg BBDConfig, classes int) int {
+	if badnetLabel == repairedLabel {
+		return badnetLabel
+	}
+	if cfg.Untargeted() || slices.Contains(cfg.Targets, badnetLabel) {
+		return classes
+	}
+	return badnetLabel
+}
+
+// BBDPrediction is what the Bimodel paper's equations (3)-(6) predict from
+// the two models' clean accuracy and attack success.
+type BBDPrediction struct {
+	// Targeted accuracy on clean inputs, equation (3), and on poisoned inputs
+	// (the share labelled N), equation (4).
+	TargetedClean    float64 `json:"targeted_clean_eq3"`
+	TargetedPoisoned float64 `json:"targeted_poisoned_eq4"`
+	// Untargeted intervals: clean, equation (5); poisoned, equation (6).
+	UntargetedClean    [2]float64 `json:"untargeted_clean_eq5"`
+	UntargetedPoisoned [2]float64 `json:"untargeted_poisoned_eq6"`
+}
+
+// PredictBBD evaluates equations (3)-(6) as the paper writes them: accBD,
+// attackBD the BadNet's clean accuracy and attack success, accRep, attackRep
+// the repaired model's, classes N, targets n.
+func PredictBBD(accBD, attackBD, accRep, attackRep float64, classes, targets int) BBDPrediction {
+	N, n := float64(classes), float64(targets)
+	return BBDPrediction{
+		TargetedClean:      accBD*(N-n)/N + accBD*n/N*accRep,
+		TargetedPoisoned:   attackBD * (1 - attackRep),
+		UntargetedClean:    [2]float64{accBD + accRep - 1, accBD},
+		UntargetedPoisoned: [2]float64{attackBD - attackRep, math.Max(attackBD, attackBD+attackRep-1)},
+	}
+}
+
+// BBDEvaluation measures a BBD model on clean data plus poisoned sets
+// relabelled N, as the paper's Table 4.
+type BBDEvaluation struct {
+	Mode    string `json:"mode"`
+	Targets []int  `json:"targets"`
+	Classes int    `json:"classes"`
+	// Accuracy over the mixed set (clean with their labels, poisoned
+	// relabelled N).
+	Accuracy metrics.Ratio `json:"accuracy"`
+	// FRR (clean inputs labelled N / clean inputs) and FAR (poisoned inputs
+	// not labelled N / poisoned inputs), and the same counts divided by the
+	// whole mixed set, as the authors' notebook computed them.
+	FRR      float64 `json:"frr"`
+	FAR      float64 `json:"far"`
+	FRRTotal float64 `json:"frr_over_total"`
+	FARTotal float64 `json:"far_over_total"`
+	// CleanAccuracy is BBD's accuracy on the clean inputs alone; Poisoned
+	// Accuracy the share of poisoned inputs labelled N.
+	CleanAccuracy    metrics.Ratio `json:"clean_accuracy"`
+	PoisonedAccuracy metrics.Ratio `json:"poisoned_accuracy"`
+	// AttackSuccess is BBD's attack success by poisoned set: the share
+	// labelled with the set's target.
+	AttackSuccess map[string]float64 `json:"attack_success"`
+	// The two models alone, on the same inputs (poisoned sets pooled).
+	BadNet   ModelFigures `json:"badnet"`
+	Repaired ModelFigures `json:"repaired"`
+	// Predicted are equations (3)-(6) from the two models' figures, and
+	// whether BBD's measured accuracies lie where they say.
+	Predicted      BBDPrediction `json:"predicted"`
+	InsideEq5      bool          `json:"clean_inside_eq5"`
+	InsideEq6      bool          `json:"poisoned_inside_eq6"`
+	Images         int           `json:"images"`
+	CleanImages    int           `json:"clean_images"`
+	PoisonedImages int           `json:"poisoned_images"`
+}
+
+// ModelFigures are one model's clean accuracy and attack success.
+type ModelFigures struct {
+	CleanAccuracy float64 `json:"clean_accuracy"`
+	AttackSuccess float64 `json:"attack_success"`
+}
+
+// EvaluateBBD runs b on clean (true labels) and each poisoned set (labelled
+// with the target), and measures BBD and the two models alone.
+func EvaluateBBD(ctx context.Context, b *BBD, clean Examples, poisoned []EvalSet) (*BBDEvaluation, error) {
+	e := &BBDEvaluation{Mode: b.Config.Mode(), Targets: b.Config.Targets, Classes: b.N, AttackSuccess: map[string]float64{}}
+	bl, rl := b.Model.Graph.Operation("bbd/badnet_label"), b.Model.Graph.Operation("bbd/repaired_label")
+	if bl == nil || rl == nil {
+		return nil, fmt.Errorf("bbd: the model has no bbd/badnet_label and bbd/repaired_label ops")
+	}
+	// Per set: inputs, BBD right (clean: the true label; poisoned: N), BBD
+	// giving the set's label (poisoned: the target), each model alone right,
+	// inputs labelled N.
+	type counts struct{ n, bbdRight, bbdAsLabelled, bdRight, repRight, flagged int }
+	run := func(ex Examples, poisoned bool) (counts, error) {
+		var c counts
+		err := eachBatch(ctx, b.Model, ex, func(x []float32, y []int32) error {
+			res, err := b.Model.Run(x, len(y), b.Label, bl.Output(0), rl.Output(0))
+			if err != nil {
+				return err
+			}
+			for i, want := range y {
+				lab, bdl, repl := int(res[0][i]), int(res[1][i]), int(res[2][i])
+				if poisoned {
+					if lab == b.N {
+						c.bbdRight++
+					}
+				} else if lab == int(want) {
+					c.bbdRight++
+				}
+				if lab == b.N {
+					c.flagged++
+				}
+				if lab == int(want) {
+					c.bbdAsLabelled++
+				}
+				if bdl == int(want) {
+					c.bdRight++
+				}
+				if repl == int(want) {
+					c.repRight++
+				}
+			}
+			c.n += len(y)
+			return nil
+		})
+		return c, err
+	}
+	cc, err := run(clean, false)
+	if err != nil {
+		return nil, fmt.Errorf("bbd: evaluating on clean data: %w", err)
+	}
+	var pc counts
+	for _, p := range poisoned {
+		c, err := run(p.Data, true)
+		if err != nil {
+			return nil, fmt.Errorf("bbd: evaluating on %s: %w", p.Name, err)
+		}
+		e.AttackSuccess[p.Name] = ratio(c.bbdAsLabelled, c.n)
+		pc.n += c.n
+		pc.bbdRight += c.bbdRight
+		pc.bdRight += c.bdRight
+		pc.repRight += c.repRight
+		pc.flagged += c.flagged
+	}
+	if cc.n == 0 || pc.n == 0 {
+		return nil, fmt.Errorf("bbd: evaluating needs clean and poisoned inputs, found %d and %d", cc.n, pc.n)
+	}
+	total := cc.n + pc.n
+	e.Images, e.CleanImages, e.PoisonedImages = total, cc.n, pc.n
+	e.Accuracy = metrics.Ratio{Hits: cc.bbdRight + pc.bbdRight, Total: total}
+	e.CleanAccuracy = metrics.Ratio{Hits: cc.bbdRight, Total: cc.n}
+	e.PoisonedAccuracy = metrics.Ratio{Hits: pc.bbdRight, Total: pc.n}
+	frr, far := cc.flagged, pc.n-pc.flagged
+	e.FRR, e.FAR = ratio(frr, cc.n), ratio(far, pc.n)
+	e.FRRTotal, e.FARTotal = ratio(frr, total), ratio(far, total)
+	e.BadNet = ModelFigures{CleanAccuracy: ratio(cc.bdRight, cc.n), AttackSuccess: ratio(pc.bdRight, pc.n)}
+	e.Repaired = ModelFigures{CleanAccuracy: ratio(cc.repRight, cc.n), AttackSuccess: ratio(pc.repRight, pc.n)}
+	e.Predicted = PredictBBD(e.BadNet.CleanAccuracy, e.BadNet.AttackSuccess, e.Repaired.CleanAccuracy, e.Repaired.AttackSuccess, b.N, max(len(b.Config.Targets), 1))
+	const eps = 1e-9
+	ca, pa := e.CleanAccuracy.Value(), e.PoisonedAccuracy.Value()
+	e.InsideEq5 = ca >= e.Predicted.UntargetedClean[0]-eps && ca <= e.Predicted.UntargetedClean[1]+eps
+	e.InsideEq6 = pa >= e.Predicted.UntargetedPoisoned[0]-eps && pa <= e.Predicted.UntargetedPoisoned[1]+eps
+	return e, nil
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
