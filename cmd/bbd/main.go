@@ -10,6 +10,12 @@
 //	bbd predict --model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...
 //	bbd bench [--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]
 //	bbd zoo build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]
+//	bbd cleanse --model <M> --data <clean> [--labels all|RANGES] [--preset original|paper] [--budget full|fast] --out <dir> [--json]
+//	bbd cleanse merge <dir>... --out <dir> [--json]
+//	bbd prune --model <M> --clean <val> --out <dir> [--method unit|channel|weight] [--fractions 0.5:0.95:0.05 | --fraction F | --auto] [--test <test>] [--poisoned <p>]... [--json]
+//	bbd defend --badnet <M> --repaired <R> [--targets 0,4 | --untargeted] --out <dir> [--json]
+//	bbd defend --model <dir> --test <test> --poisoned <p>... [--json]
+//	bbd cleanse --unlearn --model <M> --report <dir> --clean <val.h5> --out <savedmodel-dir>
 //
 // Examples (from the module root):
 //
@@ -80,6 +86,15 @@ var commands = []*command{
 		usage: "[--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]", run: runBench},
 	{name: "zoo", summary: "train the Fashion-MNIST BadNet zoo (four BadNets mirroring the paper's)",
 		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
+	{name: "prune", summary: "fine-prune a BadNet (unit, channel or weight pruning, then fine-tuning) and write the repaired model",
+		usage: "--model M --clean VAL --out DIR [--method unit|channel|weight] [--fractions 0.5:0.95:0.05 | --fraction F | --auto] [--epochs E] [--test TEST] [--poisoned P]... [--json]", run: runPrune},
+	{name: "defend", summary: "the Bimodel defence: combine a BadNet and its repaired model into one SavedModel, or evaluate one",
+		usage: "--badnet M --repaired R [--targets 0,4 | --untargeted] --out DIR [--json]\n" +
+			"       bbd defend --model DIR --test TEST --poisoned P... [--json]", run: runDefend},
+	{name: "cleanse", summary: "Neural Cleanse: reverse-engineer a trigger per label, flag outliers, merge shards, unlearn",
+		usage: "--model M --data CLEAN [--labels all|RANGES] [--preset original|paper] [--budget full|fast] --out DIR [--json]\n" +
+			"       bbd cleanse merge DIR... --out DIR [--json]\n" +
+			"       bbd cleanse --unlearn --model M --report DIR --clean VAL.h5 --out R", run: runCleanse},
 }
 
 // usageError is a wrong command line: it is reported with the usage text and

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bbd-workbench/bbd/internal/testzoo"
+)
+
+// TestPruneDefend runs the paper's pipeline from the command line on the
+// reduced zoo: bbd prune writes a repaired SavedModel and its report, bbd
+// defend combines it with the BadNet into one SavedModel and evaluates it;
+// the JSON documents carry the documented fields, and existing outputs are
+// refused.
+func TestPruneDefend(t *testing.T) {
+	z, _ := testzoo.Reduced(t)
+	tmp := t.TempDir()
+	val := filepath.Join(z, "data", "clean_validation_data.h5")
+	test := filepath.Join(z, "data", "clean_test_data.h5")
+	pois := filepath.Join(z, "data", "anonymous_1_lipstick_poisoned_data.h5")
+	repaired := filepath.Join(tmp, "repaired")
+	out := mustBBD(t, "prune", "--model", filepath.Join(z, "anonymous_1"), "--clean", val, "--test", test, "--poisoned", pois,
+		"--method", "channel", "--fractions", "0.6:0.9:0.3", "--epochs", "2", "--out", repaired, "--json")
+	var pr map[string]any
+	if err := json.Unmarshal([]byte(out), &pr); err != nil {
+		t.Fatalf("prune --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"fraction", "clean_accuracy", "attack_success", "sweep"} {
+		if _, ok := pr[k]; !ok {
+			t.Errorf("prune --json lacks %q", k)
+		}
+	}
+	if sw, _ := pr["sweep"].([]any); len(sw) != 2 {
+		t.Errorf("sweep has %d entries, want 2 (0.6 and 0.9)", len(sw))
+	} else if p, _ := sw[0].(map[string]any); p["pruned"] == nil || p["fine_tuned"] == nil {
+		t.Errorf("sweep entry lacks pruned/fine_tuned: %v", p)
+	}
+	if as, _ := pr["attack_success"].(map[string]any); as[filepath.Base(pois)] == nil {
+		t.Errorf("attack_success not keyed by the poisoned file: %v", pr["attack_success"])
+	}
+	if _, err := os.Stat(repaired + ".report.json"); err != nil {
+		t.Error(err)
+	}
+	if _, stderr, code := bbd(t, "prune", "--model", filepath.Join(z, "anonymous_1"), "--clean", val, "--out", repaired); code != 1 || !strings.Contains(stderr, repaired) {
+		t.Errorf("prune onto an existing model: status %d, %q; want 1 naming it", code, stderr)
+	}
+
+	combined := filepath.Join(tmp, "bbd")
+	mustBBD(t, "defend", "--badnet", filepath.Join(z, "anonymous_1"), "--repaired", repaired, "--untargeted", "--out", combined)
+	out = mustBBD(t, "defend", "--model", combined, "--test", test, "--poisoned", pois, "--json")
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(out), &ev); err != nil {
+		t.Fatalf("defend --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"accuracy", "frr", "far", "clean_accuracy", "attack_success", "predicted", "frr_over_total", "far_over_total"} {
+		if _, ok := ev[k]; !ok {
+			t.Errorf("defend --json lacks %q", k)
+		}
+	}
+	text := mustBBD(t, "defend", "--model", combined, "--test", test, "--poisoned", pois)
+	for _, want := range []string{"frr:", "far:", "paper's equations", "untargeted"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("defend output lacks %q:\n%s", want, text)
+		}
+	}
+	if _, stderr, code := bbd(t, "defend", "--model", filepath.Join(z, "anonymous_1"), "--test", test, "--poisoned", pois); code != 1 || !strings.Contains(stderr, "BBD") {
+		t.Errorf("defend --model on a plain BadNet: status %d, %q; want 1 saying it is not a BBD model", code, stderr)
+	}
+	if _, _, code := bbd(t, "defend", "--badnet", "x", "--model", "y"); code != 2 {
+		t.Errorf("mixing build and evaluate flags: status %d, want 2", code)
+	}
+}
