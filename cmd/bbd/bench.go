@@ -14,11 +14,12 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 
 	"github.com/bbd-workbench/bbd/data"
-	"github.com/bbd-workbench/bbd/internal/pyoracle"
+	"github.com/bbd-workbench/bbd/internal/pyrun"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
-// benchPython is what internal/pyoracle/bench_predict.py reports.
+// benchPython is what bench_predict.py (embedded from internal/pyrun)
+// reports.
 type benchPython struct {
 	TFVersion    string    `json:"tf_version"`
 	KerasPredict float64   `json:"keras_predict"`
@@ -29,12 +30,18 @@ type benchPython struct {
 	MaxDiff      float64   `json:"max_diff_paths"`
 }
 
+// The benchmark's default inputs, looked for in the current folder and its
+// parents (bbd is run from the module root, beside ../shared).
+var (
+	benchModel = filepath.Join("shared", "badnets", "sunglasses_bd_weights.h5")
+	benchFaces = filepath.Join("shared", "real-faces", "clean")
+)
+
 func runBench(c *cmdEnv, args []string) error {
-	shared := filepath.Join(pyoracle.Root(), "..", "shared")
 	n := c.flags.Int("n", 2048, "number of images (the real faces repeated)")
 	batch := c.flags.Int("batch", 128, "batch size, the same for every path")
-	model := c.flags.String("model", filepath.Join(shared, "badnets", "sunglasses_bd_weights.h5"), "Keras weights-only .h5 file of a DeepID BadNet")
-	faces := c.flags.String("faces", filepath.Join(shared, "real-faces", "clean"), "folder of 55x47 face images to repeat")
+	model := c.flags.String("model", "", "Keras weights-only .h5 file of a DeepID BadNet (default: "+benchModel+" in the current folder or the nearest parent holding it)")
+	faces := c.flags.String("faces", "", "folder of 55x47 face images to repeat (default: "+benchFaces+", found the same way)")
 	runs := c.flags.Int("runs", 3, "timed runs per path and round (the best counts), after one warm-up run")
 	rounds := c.flags.Int("rounds", 3, "rounds of Go then Python timings; medians over rounds are reported (machine load drifts)")
 	noPython := c.flags.Bool("no-python", false, "time only the Go path")
@@ -50,6 +57,15 @@ func runBench(c *cmdEnv, args []string) error {
 	}
 	if *n <= 0 || *batch <= 0 || *runs <= 0 || *rounds <= 0 {
 		return usagef("--n, --batch, --runs and --rounds must be positive")
+	}
+	if *n > maxBenchImages || *batch > maxBatch {
+		return usagef("--n is at most %d and --batch at most %d", maxBenchImages, maxBatch)
+	}
+	if *model, err = defaultInput(*model, "--model", benchModel); err != nil {
+		return err
+	}
+	if *faces, err = defaultInput(*faces, "--faces", benchFaces); err != nil {
+		return err
 	}
 
 	imgs, err := data.ReadImageDir(*faces, data.DeepIDImageOptions(false))
@@ -130,6 +146,30 @@ func runBench(c *cmdEnv, args []string) error {
 	return nil
 }
 
+// maxBenchImages bounds --n (the images are held in memory as float32).
+const maxBenchImages = 1 << 16
+
+// defaultInput returns path when given, else rel found in the current folder
+// or the nearest of its parents that has it, or an error naming the flag.
+func defaultInput(path, flagName, rel string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	dir := "."
+	for range 8 {
+		p := filepath.Join(dir, rel)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil || filepath.Dir(abs) == abs {
+			break
+		}
+		dir = filepath.Join(dir, "..")
+	}
+	return "", fmt.Errorf("bench: no %s in the current folder or its parents: pass %s", rel, flagName)
+}
+
 // benchTable prints "path, images/s, Go / path" rows, aligned.
 type benchTable struct {
 	base float64 // the Go rate
@@ -192,7 +232,7 @@ func bestRate(n, runs int, f func() error) (float64, error) {
 
 // benchPy writes x to a temporary .npy file and runs bench_predict.py on it.
 func benchPy(model string, x []float32, n int, imgs *data.Images, batch, runs int) (*benchPython, error) {
-	if _, err := pyoracle.Python(); err != nil {
+	if _, err := pyrun.Python(); err != nil {
 		return nil, fmt.Errorf("%v (or use --no-python)", err)
 	}
 	xf, err := tempNpy(x, []int{n, imgs.H, imgs.W, imgs.C})
@@ -201,7 +241,7 @@ func benchPy(model string, x []float32, n int, imgs *data.Images, batch, runs in
 	}
 	defer os.Remove(xf)
 	var py benchPython
-	if err := pyoracle.Run(&py, "bench_predict.py", model, xf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
+	if err := pyrun.RunEmbedded(&py, "bench_predict.py", model, xf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
 		return nil, fmt.Errorf("python benchmark: %w", err)
 	}
 	return &py, nil

@@ -8,7 +8,7 @@ import (
 	tf "github.com/galeone/tensorflow/tensorflow/go"
 
 	"github.com/bbd-workbench/bbd/data"
-	"github.com/bbd-workbench/bbd/internal/pyoracle"
+	"github.com/bbd-workbench/bbd/internal/pyrun"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
@@ -40,7 +40,7 @@ func benchTrain(w io.Writer, model string, imgs *data.Images, n, batch, runs, ro
 		Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 1e-3, Momentum: 0.9}}
 	var xf, yf string
 	if !noPython {
-		if _, err := pyoracle.Python(); err != nil {
+		if _, err := pyrun.Python(); err != nil {
 			return fmt.Errorf("%v (or use --no-python)", err)
 		}
 		x, err := ex.Float32(0, n)
@@ -78,7 +78,7 @@ func benchTrain(w io.Writer, model string, imgs *data.Images, n, batch, runs, ro
 			TFVersion string  `json:"tf_version"`
 			KerasFit  float64 `json:"keras_fit"`
 		}
-		if err := pyoracle.Run(&py, "bench_train.py", model, xf, yf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
+		if err := pyrun.RunEmbedded(&py, "bench_train.py", model, xf, yf, fmt.Sprint(batch), fmt.Sprint(runs)); err != nil {
 			return fmt.Errorf("python benchmark: %w", err)
 		}
 		tfVersion = py.TFVersion

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/bbd-workbench/bbd/exporter"
@@ -21,13 +19,10 @@ func runConvert(c *cmdEnv, args []string) error {
 		return usagef("expected <keras.h5> <savedmodel-dir>, got %d arguments", len(pos))
 	}
 	src, dst := pos[0], pos[1]
-	// Refuse early, before the (slow) import, when the destination exists.
-	if _, err := os.Lstat(dst); err == nil {
-		if !*overwrite {
-			return fmt.Errorf("destination %s exists: nothing written (use --overwrite to replace it)", dst)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("destination %s: %w", dst, unwrapPathError(err))
+	// Refuse early, before the (slow) import, when the destination exists
+	// (and, with --overwrite, is not a SavedModel: nothing else is replaced).
+	if err := exporter.CheckDestination(dst, exporter.Options{Overwrite: *overwrite}); err != nil {
+		return destinationError(dst, *overwrite, err)
 	}
 	kind, err := checkModelPath(src)
 	if err != nil {
@@ -43,7 +38,7 @@ func runConvert(c *cmdEnv, args []string) error {
 	defer m.Close()
 	if err := exporter.WriteModel(dst, m, exporter.Options{Overwrite: *overwrite}); err != nil {
 		if errors.Is(err, exporter.ErrExists) {
-			return fmt.Errorf("destination %s exists: nothing written (use --overwrite to replace it)", dst)
+			return destinationError(dst, *overwrite, err)
 		}
 		if !strings.Contains(err.Error(), dst) {
 			err = fmt.Errorf("writing %s: %w", dst, err)
@@ -61,4 +56,15 @@ func runConvert(c *cmdEnv, args []string) error {
 	printLayers(w, layers)
 	fmt.Fprintf(w, "parameters: %s\n", thousands(m.ParamCount()))
 	return nil
+}
+
+// destinationError explains a refused destination.
+func destinationError(dst string, overwrite bool, err error) error {
+	if !errors.Is(err, exporter.ErrExists) {
+		return err
+	}
+	if !overwrite {
+		return fmt.Errorf("destination %s exists: nothing written (use --overwrite to replace it)", dst)
+	}
+	return fmt.Errorf("destination %s exists and is not a SavedModel: nothing written (--overwrite replaces only a SavedModel folder)", dst)
 }

@@ -79,8 +79,15 @@ func unwrapPathError(err error) error {
 	return err
 }
 
+// maxBatch bounds --batch: TensorFlow's memory grows with the batch (about
+// 0.3 MB per DeepID image), and a batch of an HDF5 file is read at once.
+const maxBatch = 4096
+
 // loadModel loads a SavedModel directory or a Keras HDF5 file.
 func loadModel(path string, opts modelOptions) (*tfmodels.Model, modelKind, error) {
+	if opts.BatchSize > maxBatch {
+		return nil, 0, usagef("--batch %d: expected at most %d (memory grows with the batch; the results do not change)", opts.BatchSize, maxBatch)
+	}
 	kind, err := checkModelPath(path)
 	if err != nil {
 		return nil, kind, err
@@ -119,25 +126,15 @@ func modelError(path string, err error) error {
 	return fmt.Errorf("model %s: %w", path, err)
 }
 
-// readSignatures reads the signatures of the MetaGraph tagged "serve" of a
-// SavedModel directly from its saved_model.pb.
+// readSignatures returns the signatures of the MetaGraph tagged "serve" of
+// a SavedModel (through tfmodels.ReadMetaGraph, bbd's one saved_model.pb
+// reader).
 func readSignatures(dir string) (map[string]*pb.SignatureDef, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "saved_model.pb"))
+	mg, err := tfmodels.ReadMetaGraph(dir, "serve")
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", dir, unwrapPathError(err))
+		return nil, modelError(dir, err)
 	}
-	var sm pb.SavedModel
-	if err := proto.Unmarshal(raw, &sm); err != nil {
-		return nil, fmt.Errorf("model %s: saved_model.pb is not a SavedModel protocol buffer: %v", dir, err)
-	}
-	for _, mg := range sm.MetaGraphs {
-		for _, t := range mg.GetMetaInfoDef().GetTags() {
-			if t == "serve" {
-				return mg.SignatureDef, nil
-			}
-		}
-	}
-	return nil, fmt.Errorf("model %s: no MetaGraph tagged \"serve\"", dir)
+	return mg.SignatureDef, nil
 }
 
 // sessionOptions returns TensorFlow session options with the given thread
