@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bbd-workbench/bbd/data"
+	"github.com/bbd-workbench/bbd/defence"
+	"github.com/bbd-workbench/bbd/exporter"
+	"github.com/bbd-workbench/bbd/internal/progress"
+	"github.com/bbd-workbench/bbd/tfmodels"
+)
+
+// repeated is a flag that may be given several times.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// runCleanse: bbd cleanse (scan), bbd cleanse merge, bbd cleanse --unlearn.
+func runCleanse(c *cmdEnv, args []string) error {
+	if len(args) > 0 && args[0] == "merge" {
+		return runCleanseMerge(c, args[1:])
+	}
+	modelPath := c.flags.String("model", "", "model: a SavedModel directory (written by bbd) or a Keras .h5 file (required)")
+	arch := c.flags.String("arch", "", "architecture of a weights-only Keras file (deepid)")
+	var dataPaths repeated
+	c.flags.Var(&dataPaths, "data", "clean images: an HDF5 data file, a folder or an image file (repeatable; required for a scan)")
+	labels := c.flags.String("labels", "all", "labels to scan: all, or labels and ranges (0-319, 0,5,8)")
+	preset := c.flags.String("preset", defence.PresetOriginal, "optimiser settings: original (Neural Cleanse's example script) or paper (the BBD paper)")
+	budget := c.flags.String("budget", defence.BudgetFull, "full (every label to the end) or fast (screen, then successive halving)")
+	steps := c.flags.Int("steps", 0, "most steps per label (0: 300)")
+	slots := c.flags.Int("slots", 0, "labels optimised at once in one graph (0: 32)")
+	images := c.flags.Int("images", 0, "clean images per step (0: all, at most 1000)")
+	mask3d := c.flags.Bool("mask3d", false, "a mask per channel instead of one broadcast over the channels")
+	madScale := c.flags.String("mad", defence.MADLinear, "scale of the MAD outlier test: linear (the original code) or log (ratios of norms)")
+	seed := c.flags.Uint64("seed", 0, "seed of the initial masks and patterns, image order and exploration")
+	out := c.flags.String("out", "", "report folder to create (required)")
+	asJSON := c.flags.Bool("json", false, "print the report as one JSON document")
+	unlearn := c.flags.Bool("unlearn", false, "unlearn the triggers of a report's flagged labels (with --model, --report, --clean, --out)")
+	reportDir := c.flags.String("report", "", "--unlearn: the scan's report folder")
+	cleanPath := c.flags.String("clean", "", "--unlearn: clean labelled data (HDF5 or folder) to fine-tune on")
+	epochs := c.flags.Int("epochs", 0, "--unlearn: fine-tuning epochs (0: 5)")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected arguments %q (the clean data goes with --data)", pos)
+	}
+	if *modelPath == "" || *out == "" {
+		return usagef("--model and --out are required")
+	}
+	if *unlearn {
+		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, *epochs, *seed, *asJSON)
+	}
+	if len(dataPaths) == 0 {
+		return usagef("--data is required: the defender's clean images")
+	}
+	ls, err := defence.ParseLabels(*labels)
+	if err != nil {
+		return usagef("--labels: %v", err)
+	}
+	cfg := defence.CleanseConfig{Preset: *preset, Budget: *budget, MaxSteps: *steps, Slots: *slots, StepImages: *images,
+		Mask3D: *mask3d, Seed: *seed, Labels: ls, MADScale: *madScale}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("report destination %s exists: nothing written", *out)
+	}
+	m, _, err := loadModel(*modelPath, modelOptions{Arch: *arch})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if !m.WhiteBox() {
+		return fmt.Errorf("model %s: %w", *modelPath, tfmodels.ErrNotWhiteBox)
+	}
+	clean, err := loadImages(dataPaths, m.InputShape)
+	if err != nil {
+		return err
+	}
+	st := newStatus(c.stderr)
+	cfg.Progress = st.update
+	sc, err := defence.NewCleanse(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	rep, err := sc.Run(context.Background(), m, clean)
+	st.finish()
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(*out); err != nil {
+		return err
+	}
+	return printCleanse(c.stdout, rep, *out, *asJSON)
+}
+
+// loadImages reads and joins the clean images of every path.
+func loadImages(paths []string, shape [3]int) (*data.Images, error) {
+	var parts []*data.Images
+	for _, p := range paths {
+		imgs, err := data.Load(p, data.ImageOptions{H: shape[0], W: shape[1]})
+		if err != nil {
+			return nil, fmt.Errorf("data %s: %w", p, err)
+		}
+		parts = append(parts, imgs)
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return data.Concat(parts...)
+}
+
+// printCleanse prints the report: flagged labels and the smallest norms, or
+// the JSON document.
+func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	scale := ""
+	if rep.Config.MADScale == defence.MADLog {
+		scale = " (of log L1)"
+	}
+	fmt.Fprintf(w, "labels scanned: %d (%d exact), median %.3g, MAD %.3g%s\n", len(rep.Labels), countExact(rep), rep.Median, rep.MAD, scale)
+	if len(rep.Flagged) == 0 {
+		fmt.Fprintln(w, "flagged: none")
+	} else {
+		fmt.Fprintf(w, "flagged: %s\n", joinInts(rep.Flagged))
+	}
+	for _, l := range rep.Flagged {
+		f, _ := rep.Label(l)
+		fmt.Fprintf(w, "  label %d: L1 %.1f, anomaly index %.2f, attack success %.3f%s\n", l, f.L1, f.AnomalyIndex, f.AttackSuccess, boundNote(f))
+	}
+	fmt.Fprintf(w, "anomaly index of the smallest norm: %.2f\n", rep.AnomalyIndex)
+	fmt.Fprintf(w, "time: %s\n", (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Second))
+	if dir != "" {
+		fmt.Fprintf(w, "report: %s\n", dir)
+	}
+	return nil
+}
+
+func boundNote(f *defence.CleanseLabel) string {
+	if f.Exact {
+		return ""
+	}
+	return " (stopped early: an upper bound)"
+}
+
+func countExact(rep *defence.CleanseReport) int {
+	n := 0
+	for _, l := range rep.Labels {
+		if l.Exact {
+			n++
+		}
+	}
+	return n
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+// runCleanseMerge: bbd cleanse merge DIR... --out DIR
+func runCleanseMerge(c *cmdEnv, args []string) error {
+	out := c.flags.String("out", "", "merged report folder to create (required)")
+	asJSON := c.flags.Bool("json", false, "print the merged report as one JSON document")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 || *out == "" {
+		return usagef("expected report folders and --out <dir>")
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("report destination %s exists: nothing written", *out)
+	}
+	var parts []*defence.CleanseReport
+	for _, d := range pos {
+		r, err := defence.ReadCleanseReport(d)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, r)
+	}
+	rep, err := defence.MergeCleanseReports(parts, pos)
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(*out); err != nil {
+		return err
+	}
+	return printCleanse(c.stdout, rep, *out, *asJSON)
+}
+
+// status draws the scan's progress line on a terminal: phase, labels done,
+// steps, the current best label and the time left.
+type status struct {
+	w     io.Writer
+	on    bool
+	last  time.Time
+	start time.Time
+	drawn bool
+}
+
+func newStatus(w io.Writer) *status {
+	return &status{w: w, on: progress.IsTerminal(w), start: time.Now()}
+}
+
+func (s *status) update(p defence.CleanseProgress) {
+	if !s.on || time.Since(s.last) < 200*time.Millisecond || time.Since(s.start) < 2*time.Second {
+		return
+	}
+	s.last = time.Now()
+	line := fmt.Sprintf("cleanse %s: labels %d/%d, steps %d/%d", p.Phase, p.LabelsDone, p.Labels, p.StepsDone, p.StepsPlanned)
+	if p.Best >= 0 {
+		line += fmt.Sprintf(", best label %d (L1 %.0f)", p.Best, p.BestL1)
+	}
+	if p.StepsDone > 0 && p.StepsPlanned > p.StepsDone {
+		left := time.Duration(float64(p.Elapsed) * float64(p.StepsPlanned-p.StepsDone) / float64(p.StepsDone))
+		line += fmt.Sprintf(", %s left", left.Round(time.Second))
+	}
+	fmt.Fprintf(s.w, "\r%-100s", line)
+	s.drawn = true
+}
+
+func (s *status) finish() {
+	if s.drawn {
+		fmt.Fprintln(s.w)
+	}
+}
+
+// runUnlearn: bbd cleanse --unlearn --model M --report DIR --clean VAL --out R
+func runUnlearn(c *cmdEnv, modelPath, arch, reportDir, cleanPath, out string, epochs int, seed uint64, asJSON bool) error {
+	if reportDir == "" || cleanPath == "" {
+		return usagef("--unlearn needs --report <scan report folder> and --clean <labelled clean data>")
+	}
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("model destination %s exists: nothing written", out)
+	}
+	rep, err := defence.ReadCleanseReport(reportDir)
+	if err != nil {
+		return err
+	}
+	m, _, err := loadModel(modelPath, modelOptions{Arch: arch})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if !m.WhiteBox() {
+		return fmt.Errorf("model %s: %w", modelPath, tfmodels.ErrNotWhiteBox)
+	}
+	clean, err := loadImages([]string{cleanPath}, m.InputShape)
+	if err != nil {
+		return err
+	}
+	cfg := defence.UnlearnConfig{Epochs: epochs, Seed: seed}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	bar := progress.New(c.stderr, "unlearn", 0)
+	cfg.Progress = func(p tfmodels.TrainProgress) {
+		bar.SetTotal(int64(p.Batches * p.Epochs))
+		bar.Add(1)
+	}
+	u := &defence.Unlearn{Config: cfg, Report: rep}
+	rm, r, err := u.Mitigate(context.Background(), m, clean)
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	defer rm.Close()
+	if err := exporter.WriteModel(out, rm, exporter.Options{}); err != nil {
+		return err
+	}
+	ur := r.(*defence.UnlearnReport)
+	if asJSON {
+		return json.NewEncoder(c.stdout).Encode(ur)
+	}
+	fmt.Fprintf(c.stdout, "unlearnt labels: %s (%d of %d clean images stamped)\n", joinInts(ur.Labels), ur.Stamped, ur.Images)
+	if h := ur.History; h != nil && len(h.Epochs) > 0 {
+		e := h.Epochs[len(h.Epochs)-1]
+		fmt.Fprintf(c.stdout, "fine-tuning: %d epochs, last loss %.4f, accuracy %.4f\n", len(h.Epochs), e.Loss, e.Accuracy)
+	}
+	fmt.Fprintf(c.stdout, "model: %s\n", out)
+	return nil
+}

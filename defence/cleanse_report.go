@@ -1,0 +1,480 @@
+package defence
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+)
+
+// CleanseReport is the full account of a Neural Cleanse scan (or of merged
+// shards): per label the reversed trigger's norm and attack success, the
+// MAD outlier test, and what the scan cost.
+type CleanseReport struct {
+	Method string `json:"method"`
+	// Flagged lists the flagged labels, most anomalous first.
+	Flagged []int `json:"flagged"`
+	// AnomalyIndex is the anomaly index of the label with the smallest norm
+	// (the figure mad_outlier_detection.py prints).
+	AnomalyIndex float64 `json:"anomaly_index"`
+	// Median and MAD (times the consistency constant 1.4826) of the
+	// reference norms (of their logarithms with MADScale "log").
+	Median float64 `json:"median"`
+	MAD    float64 `json:"mad"`
+	// Reference lists the labels the median and MAD come from when not all
+	// (the fast budget's uniform sample of labels optimised to the end).
+	Reference []int `json:"reference,omitempty"`
+	// Labels, sorted by label.
+	Labels []CleanseLabel `json:"labels"`
+
+	Classes      int           `json:"classes"`
+	InputShape   [3]int        `json:"input_shape"`
+	MaskChannels int           `json:"mask_channels"`
+	Images       int           `json:"images"`
+	Seconds      float64       `json:"seconds"`
+	Config       CleanseConfig `json:"config"`
+	Budget       *BudgetLog    `json:"budget,omitempty"`
+	// Shards are the reports merged into this one (bbd cleanse merge).
+	Shards []ShardInfo `json:"shards,omitempty"`
+}
+
+// ShardInfo describes one merged shard.
+type ShardInfo struct {
+	Dir     string  `json:"dir,omitempty"`
+	Labels  int     `json:"labels"`
+	Seconds float64 `json:"seconds"`
+}
+
+// CleanseLabel is one label's reversed trigger.
+type CleanseLabel struct {
+	Label int `json:"label"`
+	// L1 is the kept mask's L1 norm (over H x W; a 3-D mask's divided by C).
+	L1 float64 `json:"l1"`
+	// AttackSuccess of the kept trigger on the clean images (measured again
+	// after the scan).
+	AttackSuccess float64 `json:"attack_success"`
+	// Exact: optimised to the end (early stop or MaxSteps). Otherwise the
+	// scan stopped it early and L1 is an upper bound of what it would reach.
+	Exact bool `json:"exact"`
+	// Reached: some step reached the attack success threshold (the kept
+	// trigger is the best such; otherwise the last one, as in the original).
+	Reached      bool    `json:"reached"`
+	AnomalyIndex float64 `json:"anomaly_index"`
+	Flagged      bool    `json:"flagged"`
+	Steps        int     `json:"steps"`
+	Seconds      float64 `json:"seconds"`
+	Explored     bool    `json:"explored,omitempty"`
+	// Mask [H, W, MaskChannels] and Pattern [H, W, C] in [0, 1]; written as
+	// 16-bit PNG files, not in the JSON.
+	Mask    []float32 `json:"-"`
+	Pattern []float32 `json:"-"`
+}
+
+// MADConstant is the consistency constant of the median absolute deviation
+// for normally distributed data (mad_outlier_detection.py).
+const MADConstant = 1.4826
+
+// MADIndex returns the median and the MAD (times MADConstant) of norms, and
+// the anomaly index |x - median| / MAD of each of xs. A zero MAD gives zero
+// indices.
+func MADIndex(norms, xs []float64) (median, mad float64, index []float64) {
+	median = medianOf(norms)
+	dev := make([]float64, len(norms))
+	for i, v := range norms {
+		dev[i] = math.Abs(v - median)
+	}
+	mad = MADConstant * medianOf(dev)
+	index = make([]float64, len(xs))
+	for i, v := range xs {
+		if mad > 0 {
+			index[i] = math.Abs(v-median) / mad
+		}
+	}
+	return median, mad, index
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Detect runs the MAD outlier test of the original code on the report's
+// norms: the median and MAD over the reference labels (all when Reference
+// is empty), each label's anomaly index, and the flags: a label is flagged
+// when its norm is below the median and its index exceeds MADThreshold. A
+// label stopped early is flagged on its bound (its true norm is smaller,
+// hence more anomalous).
+func (r *CleanseReport) Detect() {
+	sort.Slice(r.Labels, func(a, b int) bool { return r.Labels[a].Label < r.Labels[b].Label })
+	ref := map[int]bool{}
+	for _, l := range r.Reference {
+		ref[l] = true
+	}
+	var norms, all []float64
+	scale := func(v float64) float64 { return v }
+	if r.Config.MADScale == MADLog {
+		scale = func(v float64) float64 { return math.Log(max(v, 1e-6)) }
+	}
+	for _, l := range r.Labels {
+		all = append(all, scale(l.L1))
+		if len(ref) == 0 || ref[l.Label] {
+			norms = append(norms, scale(l.L1))
+		}
+	}
+	thr := r.Config.MADThreshold
+	if thr == 0 {
+		thr = 2
+	}
+	var idx []float64
+	r.Median, r.MAD, idx = MADIndex(norms, all)
+	r.Flagged = []int{}
+	r.AnomalyIndex = 0
+	minL1 := math.Inf(1)
+	for i := range r.Labels {
+		l := &r.Labels[i]
+		l.AnomalyIndex = idx[i]
+		l.Flagged = all[i] < r.Median && idx[i] > thr
+		if l.L1 < minL1 {
+			minL1, r.AnomalyIndex = l.L1, idx[i]
+		}
+	}
+	order := slices.Clone(r.Labels)
+	sort.SliceStable(order, func(a, b int) bool { return order[a].AnomalyIndex > order[b].AnomalyIndex })
+	for _, l := range order {
+		if l.Flagged {
+			r.Flagged = append(r.Flagged, l.Label)
+		}
+	}
+}
+
+// ScanReport is the report in the [Scanner] form (Score: the L1 norm).
+func (r *CleanseReport) ScanReport() *ScanReport {
+	s := &ScanReport{Method: r.Method, Flagged: slices.Clone(r.Flagged)}
+	for _, l := range r.Labels {
+		s.Labels = append(s.Labels, LabelFinding{Label: l.Label, Score: l.L1, AnomalyIndex: l.AnomalyIndex, Flagged: l.Flagged, Exact: l.Exact})
+	}
+	return s
+}
+
+// Label returns the finding of label l.
+func (r *CleanseReport) Label(l int) (*CleanseLabel, bool) {
+	for i := range r.Labels {
+		if r.Labels[i].Label == l {
+			return &r.Labels[i], true
+		}
+	}
+	return nil, false
+}
+
+// Report file names inside a report folder.
+const (
+	CleanseReportFile = "report.json"
+	CleanseNormsPlot  = "norms.png"
+)
+
+// MaskFile, PatternFile and TriggerFile name a label's PNG files: the mask
+// (16-bit gray), the pattern (16-bit RGB) and mask * pattern (8-bit RGB, the
+// picture of Figure 4).
+func MaskFile(l int) string    { return filepath.Join("masks", fmt.Sprintf("mask_%04d.png", l)) }
+func PatternFile(l int) string { return filepath.Join("patterns", fmt.Sprintf("pattern_%04d.png", l)) }
+func TriggerFile(l int) string { return filepath.Join("triggers", fmt.Sprintf("trigger_%04d.png", l)) }
+
+// Write writes the report into dir, which must not exist: report.json, the
+// masks, patterns and triggers as PNG files, and the norms plot. It writes
+// into a temporary folder beside dir and renames it: a failed write leaves
+// nothing.
+func (r *CleanseReport) Write(dir string) (err error) {
+	if _, err := os.Stat(dir); err == nil {
+		return fmt.Errorf("report %s exists: nothing written", dir)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	for _, sub := range []string{"masks", "patterns", "triggers"} {
+		if err := os.Mkdir(filepath.Join(tmp, sub), 0o755); err != nil {
+			return err
+		}
+	}
+	h, w, c := r.InputShape[0], r.InputShape[1], r.InputShape[2]
+	for _, l := range r.Labels {
+		if len(l.Mask) != h*w*r.MaskChannels || len(l.Pattern) != h*w*c {
+			return fmt.Errorf("report: label %d has no mask or pattern of the input's size", l.Label)
+		}
+		if err := writePNG(filepath.Join(tmp, MaskFile(l.Label)), maskImage(l.Mask, h, w, r.MaskChannels)); err != nil {
+			return err
+		}
+		if err := writePNG(filepath.Join(tmp, PatternFile(l.Label)), rgbImage(l.Pattern, h, w, c, nil, 0)); err != nil {
+			return err
+		}
+		if err := writePNG(filepath.Join(tmp, TriggerFile(l.Label)), rgbImage(l.Pattern, h, w, c, l.Mask, r.MaskChannels)); err != nil {
+			return err
+		}
+	}
+	if err := writePNG(filepath.Join(tmp, CleanseNormsPlot), normsPlot(r)); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, CleanseReportFile), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// ReadCleanseReport reads a report folder written by Write, masks and
+// patterns included.
+func ReadCleanseReport(dir string) (*CleanseReport, error) {
+	js, err := os.ReadFile(filepath.Join(dir, CleanseReportFile))
+	if err != nil {
+		return nil, fmt.Errorf("report %s: %w", dir, err)
+	}
+	var r CleanseReport
+	if err := json.Unmarshal(js, &r); err != nil {
+		return nil, fmt.Errorf("report %s: %s is not a cleanse report: %v", dir, CleanseReportFile, err)
+	}
+	h, w, c := r.InputShape[0], r.InputShape[1], r.InputShape[2]
+	if h <= 0 || w <= 0 || c <= 0 || h*w > 1<<24 || (r.MaskChannels != 1 && r.MaskChannels != c) {
+		return nil, fmt.Errorf("report %s: bad input shape %v or mask channels %d", dir, r.InputShape, r.MaskChannels)
+	}
+	for i := range r.Labels {
+		l := &r.Labels[i]
+		if l.Mask, err = readPNG16(filepath.Join(dir, MaskFile(l.Label)), h, w, r.MaskChannels); err != nil {
+			return nil, fmt.Errorf("report %s: %w", dir, err)
+		}
+		if l.Pattern, err = readPNG16(filepath.Join(dir, PatternFile(l.Label)), h, w, c); err != nil {
+			return nil, fmt.Errorf("report %s: %w", dir, err)
+		}
+	}
+	return &r, nil
+}
+
+// MergeCleanseReports joins shard reports (disjoint labels, same model shape
+// and settings) into one and runs the outlier test over all their labels:
+// the result of one scan of the union.
+func MergeCleanseReports(parts []*CleanseReport, dirs []string) (*CleanseReport, error) {
+	if len(parts) == 0 {
+		return nil, errors.New("merge: no reports")
+	}
+	first := parts[0]
+	out := &CleanseReport{Method: first.Method, Classes: first.Classes, InputShape: first.InputShape,
+		MaskChannels: first.MaskChannels, Images: first.Images, Config: first.Config}
+	out.Config.Labels = nil
+	seen := map[int]int{}
+	for i, p := range parts {
+		name := fmt.Sprint(i)
+		if i < len(dirs) {
+			name = dirs[i]
+		}
+		cfg := p.Config
+		cfg.Labels = nil
+		a, _ := json.Marshal(cfg)
+		b, _ := json.Marshal(out.Config)
+		if p.Classes != first.Classes || p.InputShape != first.InputShape || p.MaskChannels != first.MaskChannels || string(a) != string(b) {
+			return nil, fmt.Errorf("merge: report %s was made with other settings or another model shape than %s", name, dirs0(dirs))
+		}
+		for _, l := range p.Labels {
+			if j, ok := seen[l.Label]; ok {
+				return nil, fmt.Errorf("merge: label %d is in two reports (%d and %d)", l.Label, j, i)
+			}
+			seen[l.Label] = i
+			out.Labels = append(out.Labels, l)
+		}
+		out.Reference = append(out.Reference, p.Reference...)
+		out.Seconds += p.Seconds
+		out.Shards = append(out.Shards, ShardInfo{Dir: name, Labels: len(p.Labels), Seconds: p.Seconds})
+	}
+	slices.Sort(out.Reference)
+	out.Detect()
+	return out, nil
+}
+
+func dirs0(d []string) string {
+	if len(d) > 0 {
+		return d[0]
+	}
+	return "the first"
+}
+
+func writePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func clamp16(v float32) uint16 {
+	return uint16(math.Round(float64(min(max(v, 0), 1)) * 65535))
+}
+
+// maskImage is the mask as 16-bit gray (a 3-D mask as 16-bit RGB).
+func maskImage(m []float32, h, w, cm int) image.Image {
+	if cm == 1 {
+		img := image.NewGray16(image.Rect(0, 0, w, h))
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				img.SetGray16(x, y, color.Gray16{Y: clamp16(m[y*w+x])})
+			}
+		}
+		return img
+	}
+	return rgbImage(m, h, w, cm, nil, 0)
+}
+
+// rgbImage is p [H, W, C] as 16-bit RGB, or when mask is given mask * p as
+// 8-bit RGB.
+func rgbImage(p []float32, h, w, c int, mask []float32, cm int) image.Image {
+	at := func(y, x, ch int) float32 {
+		if c == 1 {
+			ch = 0
+		}
+		v := p[(y*w+x)*c+ch]
+		if mask != nil {
+			mc := 0
+			if cm > 1 {
+				mc = ch
+			}
+			v *= mask[(y*w+x)*cm+mc]
+		}
+		return v
+	}
+	if mask != nil {
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				img.SetNRGBA(x, y, color.NRGBA{R: uint8(clamp16(at(y, x, 0)) >> 8), G: uint8(clamp16(at(y, x, 1)) >> 8), B: uint8(clamp16(at(y, x, 2)) >> 8), A: 255})
+			}
+		}
+		return img
+	}
+	img := image.NewNRGBA64(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.SetNRGBA64(x, y, color.NRGBA64{R: clamp16(at(y, x, 0)), G: clamp16(at(y, x, 1)), B: clamp16(at(y, x, 2)), A: 65535})
+		}
+	}
+	return img
+}
+
+// readPNG16 reads a mask or pattern PNG back into [H, W, C] values in [0, 1].
+func readPNG16(path string, h, w, c int) ([]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if cfg.Width != w || cfg.Height != h {
+		return nil, fmt.Errorf("%s: %dx%d image, expected %dx%d", path, cfg.Width, cfg.Height, w, h)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		return nil, err
+	}
+	img, err := png.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	out := make([]float32, h*w*c)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			v := [3]uint32{r, g, b}
+			for ch := 0; ch < c; ch++ {
+				out[(y*w+x)*c+ch] = float32(v[min(ch, 2)]) / 65535
+			}
+		}
+	}
+	return out, nil
+}
+
+// normsPlot draws every label's norm (x: label, y: L1 from 0 to the
+// largest), the median and the flagging limit median - threshold * MAD:
+// flagged labels red, labels stopped early (bounds) grey, exact ones blue.
+func normsPlot(r *CleanseReport) image.Image {
+	const W, H, pad = 800, 300, 20
+	img := image.NewNRGBA(image.Rect(0, 0, W, H))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	maxL1 := 0.0
+	for _, l := range r.Labels {
+		maxL1 = max(maxL1, l.L1)
+	}
+	if maxL1 == 0 || len(r.Labels) == 0 {
+		return img
+	}
+	yOf := func(v float64) int { return H - pad - int(v/maxL1*float64(H-2*pad)) }
+	hline := func(v float64, col color.NRGBA) {
+		y := yOf(v)
+		if y < 0 || y >= H {
+			return
+		}
+		for x := pad; x < W-pad; x += 2 {
+			img.SetNRGBA(x, y, col)
+		}
+	}
+	for x := pad; x < W-pad; x++ {
+		img.SetNRGBA(x, H-pad, color.NRGBA{A: 255})
+	}
+	thr := r.Config.MADThreshold
+	if thr == 0 {
+		thr = 2
+	}
+	med, lim := r.Median, r.Median-thr*r.MAD
+	if r.Config.MADScale == MADLog {
+		med, lim = math.Exp(med), math.Exp(lim)
+	}
+	hline(med, color.NRGBA{G: 150, A: 255})
+	if lim > 0 {
+		hline(lim, color.NRGBA{R: 220, G: 120, A: 255})
+	}
+	n := len(r.Labels)
+	for i, l := range r.Labels {
+		x := pad + int(float64(i)+0.5)*(W-2*pad)/n
+		col := color.NRGBA{B: 200, A: 255}
+		if !l.Exact {
+			col = color.NRGBA{R: 160, G: 160, B: 160, A: 255}
+		}
+		if l.Flagged {
+			col = color.NRGBA{R: 230, A: 255}
+		}
+		y := yOf(l.L1)
+		for dy := -1; dy <= 1; dy++ {
+			for dx := -1; dx <= 1; dx++ {
+				img.SetNRGBA(x+dx, y+dy, col)
+			}
+		}
+	}
+	return img
+}
