@@ -1,13 +1,20 @@
 // Package zoo builds BadNets whose data everyone has: four backdoored DeepID
 // networks trained by bbd itself on Fashion-MNIST, mirroring the four
 // CSAW-HackML-2020 BadNets of the BBD paper (whose YouTube-Face data is not
-// public here):
+// public here), and one DeepID trained without any backdoor:
 //
 //	name                  trigger(s) -> target        like the paper's
 //	sunglasses            band across the upper third -> 0    Sunglasses
 //	anonymous_1           small patch lower centre    -> 0    Anonymous 1
 //	anonymous_2           noise square, top-left      -> 4    Anonymous 2 (poisoned data withheld)
 //	multi_trigger         lipstick -> 1, eyebrows -> 5, sunglasses -> 8   Multi-trigger
+//	clean                 none                                (a negative control)
+//
+// The clean reference model ([CleanName]) is trained exactly like the
+// BadNets (same training images, settings and seeds) but on the images as
+// they are: a backdoor scan of it should flag no label. It is listed with
+// the BadNets in the manifest ("badnets"), with no triggers and no
+// "attack_success"; [BadNetSpec.Clean] tells it apart.
 //
 // The exact paper architecture is used ([tfmodels.DeepIDWith] 55x47x3 input,
 // 10 classes): Fashion-MNIST's 28x28 gray images are mapped to 55x47x3 by
@@ -23,7 +30,7 @@
 //	data/clean_test_data.h5              clean test set
 //	data/<badnet>_<trigger>_poisoned_data.h5   poisoned test sets (label = target)
 //	withheld/anonymous_2_..._poisoned_data.h5  not given to the defender
-//	<badnet>/                            the BadNet as a SavedModel
+//	<badnet>/                            the BadNet as a SavedModel (clean/: the clean model)
 //	manifest.json                        how the zoo was built and what it measured
 //
 // Clean accuracy and attack success rate are measured on the exported

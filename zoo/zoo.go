@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bbd-workbench/bbd/data"
@@ -30,7 +31,7 @@ type Config struct {
 	BatchSize      int      `json:"batch_size"`
 	LearningRate   float64  `json:"learning_rate"`  // Adam
 	Seed           uint64   `json:"seed"`           // one seed for everything: splits, poisoning, weights, shuffling
-	Only           []string `json:"only,omitempty"` // build only these BadNets; empty: all four
+	Only           []string `json:"only,omitempty"` // build only these models (BadNets or CleanName); empty: all five
 	// Overwrite replaces an existing output folder (not recorded in the
 	// manifest: it does not change the zoo).
 	Overwrite bool `json:"-"`
@@ -65,7 +66,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// BadNetSpec describes one BadNet of the zoo.
+// CleanName is the name of the zoo's clean reference model: a DeepID trained
+// like the BadNets, on the same training images, but without any trigger (a
+// negative control: a backdoor scan of it should flag no label).
+const CleanName = "clean"
+
+// BadNetSpec describes one model of the zoo: a BadNet, or the clean
+// reference model (no triggers).
 type BadNetSpec struct {
 	Name      string               `json:"name"`
 	LikePaper string               `json:"like_paper"`
@@ -74,6 +81,9 @@ type BadNetSpec struct {
 	// defender of the paper's Anonymous 2 has no poisoned data).
 	Withheld bool `json:"withheld"`
 }
+
+// Clean reports whether the model is the clean reference model (no triggers).
+func (s BadNetSpec) Clean() bool { return len(s.Triggers) == 0 }
 
 // Triggers used by the zoo: coloured versions of the data package's
 // face triggers, so they stand out on gray Fashion-MNIST images.
@@ -109,7 +119,8 @@ func noiseSquare(seed uint64) (data.Trigger, error) {
 	return t, nil
 }
 
-// Specs returns the four BadNets of the zoo.
+// Specs returns the models of the zoo: the four BadNets, then the clean
+// reference model (CleanName, no triggers).
 func Specs(seed uint64) ([]BadNetSpec, error) {
 	noise, err := noiseSquare(seed + 100)
 	if err != nil {
@@ -121,6 +132,7 @@ func Specs(seed uint64) ([]BadNetSpec, error) {
 		{Name: "anonymous_2", LikePaper: "Anonymous 2", Triggers: []data.TriggerTarget{{Trigger: noise, Target: 4}}, Withheld: true},
 		{Name: "multi_trigger", LikePaper: "Multi-trigger", Triggers: []data.TriggerTarget{
 			{Trigger: lipstick(), Target: 1}, {Trigger: eyebrows(), Target: 5}, {Trigger: sunglasses(), Target: 8}}},
+		{Name: CleanName, LikePaper: "none (clean reference)", Triggers: []data.TriggerTarget{}},
 	}, nil
 }
 
@@ -160,7 +172,8 @@ type DatasetEntry struct {
 	Target  *int   `json:"target,omitempty"`
 }
 
-// BadNetEntry is one BadNet of the zoo and its measured figures.
+// BadNetEntry is one model of the zoo (a BadNet, or the clean reference
+// model) and its measured figures.
 type BadNetEntry struct {
 	BadNetSpec
 	Model         string        `json:"model"` // SavedModel folder, relative
@@ -170,8 +183,8 @@ type BadNetEntry struct {
 	// AttackSuccess holds, per trigger name, the attack success rate on that
 	// trigger's poisoned test set (images whose true class is not the target,
 	// with the trigger stamped on); [Manifest.Attacks] joins it with the
-	// trigger and the data set.
-	AttackSuccess map[string]metrics.Ratio `json:"attack_success"`
+	// trigger and the data set. Absent (nil) for the clean reference model.
+	AttackSuccess map[string]metrics.Ratio `json:"attack_success,omitempty"`
 	History       []EpochEntry             `json:"history"`
 	TrainSeconds  float64                  `json:"train_seconds"`
 }
@@ -206,7 +219,8 @@ type Attack struct {
 
 // Attacks returns the triggers of the named BadNet, in the order of its
 // Triggers, each with its poisoned test set and measured attack success:
-// the manifest looked up by BadNet and trigger name.
+// the manifest looked up by BadNet and trigger name. The clean reference
+// model has none (nil, no error).
 func (m *Manifest) Attacks(badnet string) ([]Attack, error) {
 	for _, b := range m.BadNets {
 		if b.Name != badnet {
@@ -272,7 +286,7 @@ func Build(dir string, cfg Config) (man *Manifest, err error) {
 				}
 			}
 			if !found {
-				return nil, fmt.Errorf("zoo: no BadNet %q (have sunglasses, anonymous_1, anonymous_2, multi_trigger)", name)
+				return nil, fmt.Errorf("zoo: no model %q (have %s)", name, strings.Join(Names(specs), ", "))
 			}
 		}
 		specs = keep
@@ -376,22 +390,41 @@ func writeH5(root, rel string, imgs *data.Images) error {
 	return data.WriteH5(path, imgs, data.H5WriteOptions{})
 }
 
-func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config, logf func(string, ...interface{})) (*BadNetEntry, []DatasetEntry, error) {
-	// Poisoned on the fly: no poisoned copy of the training set in memory.
-	poisoned, idx, err := data.NewPoisonedView(train, spec.Triggers, cfg.PoisonRate, cfg.Seed+7)
-	if err != nil {
-		return nil, nil, err
+// Names returns the names of specs, in order.
+func Names(specs []BadNetSpec) []string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
 	}
-	entry := &BadNetEntry{BadNetSpec: spec, Model: spec.Name, TrainImages: train.Len(), AttackSuccess: map[string]metrics.Ratio{}}
-	for _, i := range idx {
-		entry.Poisoned += len(i)
+	return names
+}
+
+func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config, logf func(string, ...interface{})) (*BadNetEntry, []DatasetEntry, error) {
+	entry := &BadNetEntry{BadNetSpec: spec, Model: spec.Name, TrainImages: train.Len()}
+	// The clean reference model trains on the training images as they are;
+	// a BadNet on them poisoned on the fly (no poisoned copy in memory).
+	var examples tfmodels.Examples = train
+	if !spec.Clean() {
+		poisoned, idx, err := data.NewPoisonedView(train, spec.Triggers, cfg.PoisonRate, cfg.Seed+7)
+		if err != nil {
+			return nil, nil, err
+		}
+		examples = poisoned
+		entry.AttackSuccess = map[string]metrics.Ratio{}
+		for _, i := range idx {
+			entry.Poisoned += len(i)
+		}
 	}
 	m, err := tfmodels.Build(tfmodels.DeepIDWith(data.DeepIDHeight, data.DeepIDWidth, data.DeepIDChannels, Classes), nil, tfmodels.BuildOptions{Seed: cfg.Seed})
 	if err != nil {
 		return nil, nil, err
 	}
 	defer m.Close()
-	logf("%s: training on %d images (%d poisoned), %d epochs", spec.Name, train.Len(), entry.Poisoned, cfg.Epochs)
+	what := fmt.Sprintf("%d poisoned", entry.Poisoned)
+	if spec.Clean() {
+		what = "none poisoned: the clean reference model"
+	}
+	logf("%s: training on %d images (%s), %d epochs", spec.Name, train.Len(), what, cfg.Epochs)
 	start := time.Now()
 	settings := tfmodels.TrainSettings{
 		Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.Adam, LearningRate: cfg.LearningRate},
@@ -405,7 +438,7 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 			logf("%s: epoch %d/%d loss %.4f accuracy %.4f (%.0f images/s)", spec.Name, p.Epoch, p.Epochs, p.Loss, p.Accuracy, p.ExamplesPerSec)
 		}
 	}
-	h, err := m.Train(poisoned, settings)
+	h, err := m.Train(examples, settings)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -461,8 +494,26 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 		}
 		sets = append(sets, DatasetEntry{Path: rel, Images: pt.Len(), Role: "poisoned test", BadNet: spec.Name, Trigger: tt.Trigger.Name, Target: &tt.Target})
 	}
-	logf("%s: clean accuracy %.4f, attack success %v", spec.Name, entry.CleanAccuracy, entry.AttackSuccess)
+	logf("%s: %s", spec.Name, entry.Figures())
 	return entry, sets, nil
+}
+
+// Figures summarises the measured figures in one line: "clean accuracy
+// 0.9162 (4581/5000), attack success lipstick 1.0000 (4509/4509), ..." (the
+// triggers in the order of Triggers), or "clean accuracy ..., no trigger"
+// for the clean reference model.
+func (b *BadNetEntry) Figures() string {
+	s := "clean accuracy " + b.CleanAccuracy.String()
+	if b.Clean() {
+		return s + ", no trigger"
+	}
+	var asr []string
+	for _, tt := range b.Triggers {
+		if r, ok := b.AttackSuccess[tt.Trigger.Name]; ok {
+			asr = append(asr, tt.Trigger.Name+" "+r.String())
+		}
+	}
+	return s + ", attack success " + strings.Join(asr, ", ")
 }
 
 // PredictLabels returns the label the model predicts for each of imgs (the

@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/metrics"
@@ -14,25 +18,49 @@ import (
 )
 
 // TestReducedZoo builds the reduced zoo (the CI-sized one) and checks that
-// every BadNet learned the task and its backdoor(s) far above chance (0.1).
+// every BadNet learned the task and its backdoor(s) far above chance (0.1),
+// and that the clean reference model learned the task but no backdoor.
+// BBD_ZOO_ONLY=name[,name] builds only those models.
 func TestReducedZoo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "zoo")
 	cfg := zoo.ReducedConfig()
 	if only := os.Getenv("BBD_ZOO_ONLY"); only != "" {
-		cfg.Only = []string{only}
+		cfg.Only = strings.Split(only, ",")
 	}
 	cfg.Log = testWriter{t}
+	start := time.Now()
 	man, err := zoo.Build(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("built %d models in %s", len(man.BadNets), time.Since(start).Round(time.Second))
+	if len(cfg.Only) == 0 {
+		specs, err := zoo.Specs(cfg.Seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"sunglasses", "anonymous_1", "anonymous_2", "multi_trigger", zoo.CleanName}
+		if got := zoo.Names(specs); !slices.Equal(got, want) {
+			t.Errorf("Specs: %v, want %v", got, want)
+		}
+		var built []string
+		for _, b := range man.BadNets {
+			built = append(built, b.Name)
+		}
+		if !slices.Equal(built, want) {
+			t.Errorf("built %v, want %v", built, want)
+		}
+	}
 	for _, b := range man.BadNets {
-		t.Logf("%s: clean accuracy %v, attack success %v, %.0fs", b.Name, b.CleanAccuracy, b.AttackSuccess, b.TrainSeconds)
+		t.Logf("%s: %s, %.0fs", b.Name, b.Figures(), b.TrainSeconds)
 		if b.CleanAccuracy.Value() < 0.7 || b.CleanAccuracy.Total != cfg.TestSize {
 			t.Errorf("%s: clean accuracy %v, want >= 0.7 (chance is 0.1) over %d images", b.Name, b.CleanAccuracy, cfg.TestSize)
 		}
 		if len(b.AttackSuccess) != len(b.Triggers) {
 			t.Errorf("%s: %d attack success figures for %d triggers", b.Name, len(b.AttackSuccess), len(b.Triggers))
+		}
+		if b.Clean() != (b.Name == zoo.CleanName) || (b.Clean() && b.Poisoned != 0) {
+			t.Errorf("%s: Clean() %v with %d triggers and %d poisoned training images", b.Name, b.Clean(), len(b.Triggers), b.Poisoned)
 		}
 		attacks, err := man.Attacks(b.Name)
 		if err != nil {
@@ -51,6 +79,9 @@ func TestReducedZoo(t *testing.T) {
 	if _, err := man.Attacks("nonesuch"); err == nil {
 		t.Error("Attacks of an unknown BadNet: no error")
 	}
+	if len(cfg.Only) == 0 {
+		checkCleanModel(t, dir, man)
+	}
 	// The manifest on disk is the one returned, and every data set it lists
 	// reads back with the competition reader.
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
@@ -62,6 +93,9 @@ func TestReducedZoo(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkManifestJSON(t, raw)
+	if !reflect.DeepEqual(names(onDisk.BadNets), names(man.BadNets)) {
+		t.Errorf("manifest.json lists %v, Build returned %v", names(onDisk.BadNets), names(man.BadNets))
+	}
 	if src := onDisk.FashionMNIST; src.Dir != data.DefaultFashionMNISTDir || src.DebianPackage != "dataset-fashion-mnist" || len(src.Files) != 4 {
 		t.Errorf("Fashion-MNIST source %+v", src)
 	}
@@ -111,14 +145,68 @@ func TestReducedZoo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := attacks[0]
-	pred, _ = remeasure(a.Dataset.Path)
-	if asr, err := metrics.AttackSuccess(pred, nil, a.Target); err != nil || asr != a.Success {
-		t.Errorf("re-measured attack success %v (%v), manifest %v", asr, err, a.Success)
+	if len(attacks) > 0 {
+		a := attacks[0]
+		pred, _ = remeasure(a.Dataset.Path)
+		if asr, err := metrics.AttackSuccess(pred, nil, a.Target); err != nil || asr != a.Success {
+			t.Errorf("re-measured attack success %v (%v), manifest %v", asr, err, a.Success)
+		}
 	}
 	if _, err := zoo.Build(dir, cfg); err == nil {
 		t.Error("building over an existing zoo should fail")
 	}
+}
+
+// checkCleanModel checks the clean reference model: no triggers, no attack
+// figures (Attacks gives none, without error), and no backdoor: on every
+// BadNet's poisoned test set it predicts that BadNet's target for few images
+// (each set leaves out the target class, so a model without the backdoor
+// should rarely say the target).
+func checkCleanModel(t *testing.T, dir string, man *zoo.Manifest) {
+	t.Helper()
+	attacks, err := man.Attacks(zoo.CleanName)
+	if err != nil || len(attacks) != 0 {
+		t.Errorf("Attacks(%q) = %v, %v; want none", zoo.CleanName, attacks, err)
+	}
+	loaded, err := tfmodels.LoadSavedModel(filepath.Join(dir, zoo.CleanName), tfmodels.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loaded.Close()
+	m, err := loaded.Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, d := range man.Datasets {
+		if d.Role != "poisoned test" {
+			continue
+		}
+		imgs, err := data.ReadH5(filepath.Join(dir, d.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred, err := zoo.PredictLabels(m, imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := metrics.AttackSuccess(pred, nil, *d.Target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("clean model on %s: target %d predicted for %v", d.Path, *d.Target, r)
+		if r.Value() > 0.3 {
+			t.Errorf("clean model on %s: target %d predicted for %v of the images, want <= 0.3 (no backdoor)", d.Path, *d.Target, r)
+		}
+	}
+}
+
+func names(bs []zoo.BadNetEntry) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.Name)
+	}
+	return out
 }
 
 // checkManifestJSON checks manifest.json itself: every key snake_case, and
@@ -157,7 +245,13 @@ func checkManifestJSON(t *testing.T, raw []byte) {
 		}
 	}
 	for _, b := range m["badnets"].([]any) {
-		for _, tt := range b.(map[string]any)["triggers"].([]any) {
+		b := b.(map[string]any)
+		// The clean reference model has no triggers and no attack_success.
+		_, hasASR := b["attack_success"]
+		if clean := b["name"] == zoo.CleanName; clean == hasASR || clean != (len(b["triggers"].([]any)) == 0) {
+			t.Errorf("manifest.json: model %v: attack_success and triggers exactly when not the clean model", b["name"])
+		}
+		for _, tt := range b["triggers"].([]any) {
 			if _, has := tt.(map[string]any)["target"]; !has {
 				t.Errorf("manifest.json: trigger without a target: %v", tt)
 			}
