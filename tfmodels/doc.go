@@ -11,8 +11,29 @@
 //   - weights as resource variables named after the Keras weights
 //     ("conv_1/kernel", "conv_1/bias"), so they round-trip between Keras HDF5,
 //     Go and SavedModel by name;
-//   - optional multiplicative masks ("<layer>/mask", ones by default) on chosen
-//     layers, for pruning defences.
+//   - optional multiplicative masks, ones by default, never trained, saved with
+//     the model: on a layer's output unit by unit ("<layer>/mask"), on its
+//     channels ("<layer>/channel_mask") or on a kernel element by element
+//     ("<layer>/kernel_mask"), for pruning defences.
+//
+// Networks are composable graph pieces, so that defences can put things into a
+// model's graph:
+//
+//   - [AddNet] builds an [Architecture] into any graph, under a scope
+//     ("badnet/conv_1", "badnet/probabilities"), on any input tensor: the
+//     model's placeholder, or a tensor computed from it (a trigger stamped on
+//     the images, a batch of overlays). Variables take their scoped name as
+//     shared_name, so two nets in one graph never share weights.
+//   - [NewModel] opens a session on such a graph; the first net is the model's
+//     own, [Model.View] gives the others. [Build] is AddInput + AddNet +
+//     NewModel. A SavedModel holding several nets reloads white-box: each net's
+//     architecture, scope and input are recorded (collection [NetsCollection]).
+//   - The primitives a defence needs: [AddVariable] / [Model.NewVariable] (a
+//     trigger, a batch of masks), [Ops] (a sticky-error op builder with unique
+//     names), [Model.Minimize] (any scalar loss over any variables with the
+//     SGD or Adam optimizer as graph ops, built once, reused),
+//     [Model.Gradients] (of any tensor by any tensors) and [Model.RunWith]
+//     (batched runs with extra feeds).
 //
 // Sources of models:
 //
@@ -24,6 +45,8 @@
 //   - [LoadSavedModel] loads SavedModels: those written by bbd come back
 //     white-box (named layers, variables, masks), any other (e.g. Keras) is used
 //     black-box through its "serving_default" signature.
+//
+// One batch size, [DefaultBatchSize], is used wherever none is given.
 //
 // A [Model] owns its graph and session: call Close when done (sessions are not
 // left to finalizers, and reloading models leaks memory in libtensorflow, so
