@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+
 	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
@@ -58,4 +60,29 @@ func ExampleModel_Layer() {
 	// pool_3 [?, 5, 4, 60]
 	// flatten_2 [?, 960]
 	// activation_1 [?, 160]
+}
+
+// Two networks in one graph, under two scopes, reading one input: each keeps
+// its own variables, and Model.View runs either.
+func ExampleAddNet() {
+	arch := tfmodels.DeepIDWith(55, 47, 3, 10)
+	g := tf.NewGraph()
+	in, _ := tfmodels.AddInput(g, "input", [3]int{55, 47, 3})
+	a, _ := tfmodels.AddNet(g, arch, in, tfmodels.NetOptions{Scope: "a", Seed: 1})
+	b, _ := tfmodels.AddNet(g, arch, in, tfmodels.NetOptions{Scope: "b", Seed: 2, ChannelMasks: []string{"conv_4"}})
+	m, err := tfmodels.NewModel(g, in, []*tfmodels.Net{a, b}, tfmodels.ModelOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	vb, _ := m.View("b")
+	k, _ := vb.Variable("conv_1/kernel")
+	fmt.Println(a.Probabilities.Op.Name(), b.Probabilities.Op.Name())
+	fmt.Println(k.Name, "->", k.GraphName)
+	fmt.Println(vb.Masks())
+	// Output:
+	// a/probabilities b/probabilities
+	// conv_1/kernel -> b/conv_1/kernel
+	// map[channel_mask:[conv_4]]
 }
