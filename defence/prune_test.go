@@ -188,3 +188,38 @@ func prune(t *testing.T, m *tfmodels.Model, val *data.Images, evals []defence.Ev
 	r, rep, err := defence.FinePrune(context.Background(), m, val, evals, cfg)
 	return pruned{r, rep}, err
 }
+
+// TestReconstruct: the reconstructed model has N+1 classes and, trained on
+// clean plus poisoned data labelled N, labels most poisoned test images N.
+func TestReconstruct(t *testing.T) {
+	m, val, evals := zooBadNet(t, "anonymous_1")
+	pois := evals[1].Data.(*data.Images)
+	half, err := pois.Slice(0, pois.Len()/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := pois.Slice(pois.Len()/2, pois.Len())
+	r, h, err := defence.Reconstruct(context.Background(), m, val, []defence.Examples{half}, defence.ReconstructConfig{Train: tfmodels.TrainSettings{Epochs: 3}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.NumClasses != 11 || len(h.Epochs) != 3 {
+		t.Fatalf("reconstructed: %d classes, %d epochs; want 11, 3", r.NumClasses, len(h.Epochs))
+	}
+	x, _ := rest.Float32(0, rest.Len())
+	p, err := r.Predict(x, rest.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	asN := 0
+	for _, l := range tfmodels.Labels(p, 11) {
+		if l == 10 {
+			asN++
+		}
+	}
+	t.Logf("held-out poisoned images labelled N: %d of %d", asN, rest.Len())
+	if asN < rest.Len()/2 {
+		t.Errorf("only %d of %d held-out poisoned images labelled N", asN, rest.Len())
+	}
+}
