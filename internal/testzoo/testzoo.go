@@ -1,11 +1,12 @@
 // Package testzoo gives tests a reduced BadNet zoo (zoo.ReducedConfig) built
 // once and shared: the first test that asks builds it into the system's
 // temporary folder, under a name derived from the zoo's configuration and
-// the source of the packages that make it (zoo, data, tfmodels), and later
+// the source that decides what it holds (package zoo and the triggers of
+// package data), and later
 // tests, in any package of the same or a later `go test` run, reuse it. A
 // file lock keeps two test binaries from building it at once.
 //
-// Only tests use it.
+// BBD_TESTZOO=<folder> makes it use that zoo instead. Only tests use it.
 package testzoo
 
 import (
@@ -47,6 +48,10 @@ func build() (string, *zoo.Manifest, error) {
 	if kerr != nil {
 		return "", nil, kerr
 	}
+	if d := os.Getenv("BBD_TESTZOO"); d != "" { // a zoo of one's choice, for development
+		man, err := readManifest(d)
+		return d, man, err
+	}
 	dir := filepath.Join(os.TempDir(), "bbd-testzoo-"+key)
 	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
@@ -80,16 +85,18 @@ func readManifest(dir string) (*zoo.Manifest, error) {
 	return man, nil
 }
 
-// cacheKey hashes the configuration and the Go source of the packages that
-// build the zoo, so that a change to any of them builds a new zoo.
+// cacheKey hashes the configuration and the Go source that decides the zoo's
+// content (package zoo, data's triggers and poisoning), so that a change to
+// them builds a new zoo. (Hashing every package it uses would rebuild it at
+// each edit of, say, a file reader; CI always starts from an empty cache.)
 func cacheKey(cfg zoo.Config) (string, error) {
 	h := sha256.New()
 	js, _ := json.Marshal(cfg)
 	h.Write(js)
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
-	for _, pkg := range []string{"zoo", "data", "tfmodels"} {
-		files, err := filepath.Glob(filepath.Join(root, pkg, "*.go"))
+	for _, pattern := range []string{"zoo/*.go", "data/trigger.go", "data/fashion*.go", "data/idx.go"} {
+		files, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			return "", err
 		}
