@@ -48,12 +48,17 @@ func runBench(c *cmdEnv, args []string) error {
 	intra := c.flags.Int("intra", 0, "TensorFlow intra-op threads for Go (0: TensorFlow's default)")
 	inter := c.flags.Int("inter", 0, "TensorFlow inter-op threads for Go (0: TensorFlow's default)")
 	train := c.flags.Bool("train", false, "time training (one epoch, Go Train vs Keras fit) instead of inference")
+	prune := c.flags.String("prune", "", "time a whole fine-pruning sweep of this white-box model (a zoo BadNet folder) instead, beside Keras fit")
+	clean := c.flags.String("clean", "", "with --prune: the clean data (default: data/clean_validation_data.h5 beside the model's folder)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("bench takes no arguments, got %q", pos)
+	}
+	if *prune != "" {
+		return benchPrune(c.stdout, *prune, *clean, *noPython)
 	}
 	if *n <= 0 || *batch <= 0 || *runs <= 0 || *rounds <= 0 {
 		return usagef("--n, --batch, --runs and --rounds must be positive")
