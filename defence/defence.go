@@ -37,6 +37,9 @@ type Detection struct {
 	// Labels are the labels the defended model gives each input, where the
 	// detector computes them (nil otherwise).
 	Labels []int `json:"labels,omitempty"`
+	// Queries are the model evaluations spent on each input where they vary
+	// (adaptive STRIP: the overlays scored); nil otherwise.
+	Queries []int `json:"queries,omitempty"`
 }
 
 // Mitigator repairs a model: the result behaves like the original on clean

@@ -86,6 +86,7 @@ var commands = []*command{
 		usage: "[--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]", run: runBench},
 	{name: "zoo", summary: "train the Fashion-MNIST BadNet zoo (four BadNets mirroring the paper's)",
 		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
+	stripCommand, // cmd/bbd/strip.go
 	{name: "prune", summary: "fine-prune a BadNet (unit, channel or weight pruning, then fine-tuning) and write the repaired model",
 		usage: "--model M --clean VAL --out DIR [--method unit|channel|weight] [--fractions 0.5:0.95:0.05 | --fraction F | --auto] [--epochs E] [--test TEST] [--poisoned P]... [--json]", run: runPrune},
 	{name: "defend", summary: "the Bimodel defence: combine a BadNet and its repaired model into one SavedModel, or evaluate one",
