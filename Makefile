@@ -22,3 +22,8 @@ test: check-setup
 
 bench: check-setup
 	$(WITH_ENV) go run ./cmd/bbd bench
+
+# The notebooks, with this checkout's GoNB kernel (.deps/env.sh puts .deps/jupyter on JUPYTER_PATH).
+.PHONY: notebook
+notebook: check-setup
+	$(WITH_ENV) jupyter notebook notebooks/

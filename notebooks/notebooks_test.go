@@ -46,8 +46,22 @@ func TestNotebooks(t *testing.T) {
 	}
 }
 
+// kernelDir is the Jupyter data dir where `make setup` registers this checkout's GoNB
+// kernel; jupyterEnv is the environment the tests run jupyter with: JUPYTER_PATH starting
+// with kernelDir, so that this checkout's kernel is used, not another checkout's or the
+// user's own "gonb".
+var kernelDir, _ = filepath.Abs(filepath.Join("..", ".deps", "jupyter"))
+
+func jupyterEnv() []string {
+	p := kernelDir
+	if old := os.Getenv("JUPYTER_PATH"); old != "" {
+		p += string(os.PathListSeparator) + old
+	}
+	return append(os.Environ(), "JUPYTER_PATH="+p)
+}
+
 // checkJupyter returns the jupyter command, or fails naming `make setup` when Jupyter,
-// nbconvert or the GoNB kernel is missing.
+// nbconvert or this checkout's GoNB kernel is missing.
 func checkJupyter(t *testing.T) string {
 	t.Helper()
 	jupyter, err := exec.LookPath("jupyter")
@@ -57,7 +71,9 @@ func checkJupyter(t *testing.T) string {
 	if out, err := exec.Command(jupyter, "nbconvert", "--version").CombinedOutput(); err != nil {
 		t.Fatalf("`jupyter nbconvert` does not run (%v: %s): run `make setup`", err, out)
 	}
-	out, err := exec.Command(jupyter, "kernelspec", "list", "--json").Output()
+	list := exec.Command(jupyter, "kernelspec", "list", "--json")
+	list.Env = jupyterEnv()
+	out, err := list.Output()
 	if err != nil {
 		t.Fatalf("`jupyter kernelspec list` failed (%v): run `make setup`", err)
 	}
@@ -75,6 +91,9 @@ func checkJupyter(t *testing.T) string {
 	gonb, ok := specs.Kernelspecs["gonb"]
 	if !ok {
 		t.Fatal("the GoNB Jupyter kernel (gonb) is not registered: run `make setup`")
+	}
+	if want := filepath.Join(kernelDir, "kernels", "gonb"); filepath.Clean(gonb.ResourceDir) != want {
+		t.Fatalf("the GoNB kernel found is %s, not this checkout's %s: run `make setup`", gonb.ResourceDir, want)
 	}
 	if len(gonb.Spec.Argv) == 0 {
 		t.Fatalf("GoNB kernel spec in %s has no argv: run `make setup`", gonb.ResourceDir)
@@ -98,6 +117,7 @@ func runNotebook(t *testing.T, jupyter, nb, outDir string) {
 		fmt.Sprintf("--ExecutePreprocessor.timeout=%d", int(cellTimeout.Seconds())),
 		"--ExecutePreprocessor.kernel_name=gonb",
 		"--output-dir", outDir, nb)
+	cmd.Env = jupyterEnv()
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	start := time.Now()
@@ -116,6 +136,15 @@ func runNotebook(t *testing.T, jupyter, nb, outDir string) {
 	}
 	if len(failures) > 0 {
 		t.Logf("executed notebook with all outputs: %s", out)
+	}
+	// libtensorflow's start-up lines are kept out of the cells' output (nbutil imports
+	// internal/tfquiet).
+	if raw, err := os.ReadFile(out); err == nil {
+		for _, l := range []string{"absl::InitializeLog", "oneDNN custom operations"} {
+			if bytes.Contains(raw, []byte(l)) {
+				t.Errorf("%s: a cell's output shows TensorFlow's start-up line %q", nb, l)
+			}
+		}
 	}
 	if n := countPNG(executed); n == 0 {
 		t.Errorf("%s shows no figure: no display_data output with image/png (did a cell forget gonbui.Sync()?)", nb)

@@ -7,8 +7,11 @@
 #   - libtensorflow (C API) unpacked from the official tensorflow-cpu wheel on PyPI
 #     into .deps/libtensorflow (git-ignored);
 #   - a Python venv in .deps/venv with the same TensorFlow, the reference oracle of the tests;
-#   - Go tools pinned in go.mod (GoNB, goimports) and the bbd command into .deps/bin;
-#   - the GoNB Jupyter kernel, registered with the cgo and library-path environment;
+#   - Go tools pinned in go.mod (GoNB, goimports), gopls (pinned here) and the bbd command
+#     into .deps/bin;
+#   - the GoNB Jupyter kernel of this checkout, with the cgo and library-path environment,
+#     in the checkout's own Jupyter data dir .deps/jupyter (on JUPYTER_PATH in .deps/env.sh):
+#     it never overwrites another checkout's or the user's own "gonb" kernel;
 #   - .deps/env.sh, to source for running `go` by hand.
 #
 # Environment knobs:
@@ -25,6 +28,8 @@ TFLIB="$TFDIR/tensorflow"
 VENV="$DEPS/venv"
 BIN="$DEPS/bin"
 PY=${PYTHON:-python3}
+JUPYTER_DIR="$DEPS/jupyter"
+GOPLS_VERSION=v0.23.0 # code completion in the notebooks; v0.24 needs a newer Go
 
 say() { printf '[setup] %s\n' "$*"; }
 mkdir -p "$DEPS" "$BIN"
@@ -115,6 +120,7 @@ export LD_LIBRARY_PATH="$LIBPATH\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export PATH="$BIN:\$(go env GOROOT)/bin:\$PATH"
 export BBD_PYTHON="$VENV/bin/python"
 export TF_CPP_MIN_LOG_LEVEL=\${TF_CPP_MIN_LOG_LEVEL:-2}
+export JUPYTER_PATH="$JUPYTER_DIR\${JUPYTER_PATH:+:\$JUPYTER_PATH}"
 ENVEOF
 )
 if [ ! -f "$envfile" ] || [ "$(cat "$envfile")" != "$newenv" ]; then
@@ -129,7 +135,12 @@ cd "$ROOT"
 go mod download
 go build -o "$BIN/gonb" github.com/janpfeifer/gonb
 go build -o "$BIN/goimports" golang.org/x/tools/cmd/goimports
-go build -o "$BIN/bbd.bin" ./cmd/bbd
+# -buildvcs=auto: bbd version names the revision when git is there.
+go build -buildvcs=auto -o "$BIN/bbd.bin" ./cmd/bbd
+if [ "$("$BIN/gopls" version 2>/dev/null | sed -n 's/.*gopls \(v[^ ]*\).*/\1/p' | head -n1)" != "$GOPLS_VERSION" ]; then
+  say "building gopls $GOPLS_VERSION (notebook code completion)"
+  GOBIN="$BIN" go install "golang.org/x/tools/gopls@$GOPLS_VERSION"
+fi
 # bbd is linked against libtensorflow (rpath into .deps): without it the dynamic
 # loader would fail before Go runs with "error while loading shared libraries".
 # This small launcher says what to do instead.
@@ -150,31 +161,47 @@ fi
 say "Go tools and bbd built in $BIN"
 
 # ---- 6. GoNB Jupyter kernel with the environment it needs -------------------
-kernel_json=$(jupyter --data-dir)/kernels/gonb/kernel.json
-if [ ! -f "$kernel_json" ]; then
-  # --force_deps: gopls (optional, code completion only) is not installed; goimports is.
-  "$BIN/gonb" --install --force_deps --logtostderr >/dev/null 2>&1 || "$BIN/gonb" --install --force_deps
-fi
-/usr/bin/python3 - "$kernel_json" "$BIN" "$LIBPATH" "$CGO_CFLAGS_VAL" "$CGO_LDFLAGS_VAL" "$(go env GOROOT)" <<'PYEOF'
+# The kernel spec lives in this checkout's Jupyter data dir, found through
+# JUPYTER_PATH (set by .deps/env.sh; `make notebook` and `make test` source it),
+# so it replaces neither another checkout's nor the user's own "gonb" kernel.
+kernel_json="$JUPYTER_DIR/kernels/gonb/kernel.json"
+mkdir -p "$(dirname "$kernel_json")"
+/usr/bin/python3 - "$kernel_json" "$BIN" "$LIBPATH" "$CGO_CFLAGS_VAL" "$CGO_LDFLAGS_VAL" "$(go env GOROOT)" "$ROOT" <<'PYEOF'
 import json, os, sys
-path, bindir, tflib, cflags, ldflags, goroot = sys.argv[1:]
-with open(path) as f:
-    k = json.load(f)
-want = dict(k)
-want["argv"] = [os.path.join(bindir, "gonb")] + k["argv"][1:]
-want["env"] = {
-    "PATH": f"{bindir}:{goroot}/bin:/usr/local/bin:/usr/bin:/bin",
-    "LD_LIBRARY_PATH": tflib,
-    "CGO_ENABLED": "1",
-    "CGO_CFLAGS": cflags,
-    "CGO_LDFLAGS": ldflags,
-    "TF_CPP_MIN_LOG_LEVEL": "2",
+path, bindir, tflib, cflags, ldflags, goroot, root = sys.argv[1:]
+want = {
+    # What `gonb --install` writes, with this checkout's gonb.
+    "argv": [os.path.join(bindir, "gonb"), "--kernel", "{connection_file}", "-logtostderr=true",
+             "-alsologtostderr=false", "-raw_error=false", "-work=false", "-stderrthreshold=2", "-v=0"],
+    "display_name": f"Go (gonb, bbd in {root})",
+    "language": "go",
+    "interrupt_mode": "message",
+    "env": {
+        "PATH": f"{bindir}:{goroot}/bin:/usr/local/bin:/usr/bin:/bin",
+        "LD_LIBRARY_PATH": tflib,
+        "CGO_ENABLED": "1",
+        "CGO_CFLAGS": cflags,
+        "CGO_LDFLAGS": ldflags,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    },
 }
-if want != k:
+try:
+    with open(path) as f:
+        have = json.load(f)
+except (OSError, ValueError):
+    have = None
+if want != have:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(want, f, indent=2)
     os.replace(tmp, path)
-    print("[setup] registered GoNB kernel at", path)
+    print("[setup] registered the GoNB kernel of this checkout at", path)
 PYEOF
+# Earlier setups registered the kernel in the user's Jupyter data dir: remove
+# that one only if it is this checkout's (its gonb is ours).
+old_kernel=$(jupyter --data-dir 2>/dev/null)/kernels/gonb/kernel.json
+if [ -f "$old_kernel" ] && /usr/bin/python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["argv"][0] != sys.argv[2])' "$old_kernel" "$BIN/gonb" 2>/dev/null; then
+  rm -rf "$(dirname "$old_kernel")"
+  say "removed this checkout's old GoNB kernel from $(dirname "$old_kernel")"
+fi
 say "done"

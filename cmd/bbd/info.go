@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +18,42 @@ import (
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
+// modelInfo is what bbd info --json prints.
+type modelInfo struct {
+	Model        string                   `json:"model"`
+	Format       string                   `json:"format"` // "savedmodel" or "keras_h5"
+	WhiteBox     bool                     `json:"white_box"`
+	Architecture string                   `json:"architecture,omitempty"`
+	Signatures   map[string]signatureInfo `json:"signatures"` // a Keras file: serving_default as convert writes it
+	Input        [3]int                   `json:"input"`      // H, W, C
+	Classes      int                      `json:"classes"`
+	Layers       []layerInfo              `json:"layers,omitempty"`     // white-box models
+	Parameters   *int                     `json:"parameters,omitempty"` // white-box models
+}
+
+type signatureInfo struct {
+	Method  string       `json:"method"`
+	Inputs  []tensorInfo `json:"inputs"`
+	Outputs []tensorInfo `json:"outputs"`
+}
+
+type tensorInfo struct {
+	Key    string  `json:"key"`
+	DType  string  `json:"dtype"`
+	Shape  []int64 `json:"shape"` // nil: unknown rank
+	Tensor string  `json:"tensor,omitempty"`
+}
+
+type layerInfo struct {
+	Name   string  `json:"name"`
+	Kind   string  `json:"kind"`
+	Shape  []int64 `json:"shape"`
+	Params int     `json:"params"`
+}
+
 func runInfo(c *cmdEnv, args []string) error {
 	arch := c.flags.String("arch", "", "architecture of a weights-only Keras file (deepid); default: the file's own, DeepID for weights-only files")
+	asJSON := c.flags.Bool("json", false, "print the description as one JSON object")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -32,12 +67,49 @@ func runInfo(c *cmdEnv, args []string) error {
 		return err
 	}
 	defer m.Close()
-	w := c.stdout
+	info := modelInfo{Model: path, Format: "savedmodel", WhiteBox: m.WhiteBox(), Input: m.InputShape, Classes: m.NumClasses,
+		Signatures: map[string]signatureInfo{}}
+	if m.Arch != nil {
+		info.Architecture = m.Arch.Name
+	}
+	var sigs map[string]*pb.SignatureDef
 	if kind == kindSavedModel {
-		sigs, err := readSignatures(path)
-		if err != nil {
+		if sigs, err = readSignatures(path); err != nil {
 			return err
 		}
+		for k, sig := range sigs {
+			info.Signatures[k] = signatureOf(sig)
+		}
+	} else {
+		info.Format = "keras_h5"
+		info.Signatures[exporter.DefaultSignature] = signatureInfo{Method: exporter.PredictMethod,
+			Inputs: []tensorInfo{{Key: "input", DType: "float32", Shape: outputShape(m.Input)}},
+			Outputs: []tensorInfo{{Key: "logits", DType: "float32", Shape: outputShape(m.Logits)},
+				{Key: "probabilities", DType: "float32", Shape: outputShape(m.Probabilities)}}}
+	}
+	var layers []tfmodels.LayerInfo
+	if m.WhiteBox() {
+		layers, err = m.Layers()
+		if err != nil && !errors.Is(err, tfmodels.ErrNotWhiteBox) {
+			return fmt.Errorf("model %s: %w", path, err)
+		}
+		if err == nil {
+			info.Layers = []layerInfo{}
+			for _, l := range layers {
+				info.Layers = append(info.Layers, layerInfo{Name: l.Name, Kind: l.Kind, Shape: l.Shape, Params: l.Params})
+			}
+			n := m.ParamCount()
+			info.Parameters = &n
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+
+	w := c.stdout
+	if kind == kindSavedModel {
 		box := "black-box: a SavedModel not written by bbd"
 		if m.WhiteBox() {
 			box = "white-box: written by bbd"
@@ -68,21 +140,42 @@ func runInfo(c *cmdEnv, args []string) error {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "input: %dx%dx%d (H x W x C, pixels in [0, 1]), classes: %d\n", m.InputShape[0], m.InputShape[1], m.InputShape[2], m.NumClasses)
-	if !m.WhiteBox() {
+	if info.Layers == nil {
 		fmt.Fprintln(w, "layers: not available (black-box model: only its serving_default signature can be used)")
 		return nil
-	}
-	layers, err := m.Layers()
-	if err != nil {
-		if errors.Is(err, tfmodels.ErrNotWhiteBox) {
-			fmt.Fprintln(w, "layers: not available (black-box model)")
-			return nil
-		}
-		return fmt.Errorf("model %s: %w", path, err)
 	}
 	printLayers(w, layers)
 	fmt.Fprintf(w, "parameters: %s\n", thousands(m.ParamCount()))
 	return nil
+}
+
+// signatureOf describes a signature for --json, keys sorted.
+func signatureOf(sig *pb.SignatureDef) signatureInfo {
+	si := signatureInfo{Method: sig.GetMethodName(), Inputs: []tensorInfo{}, Outputs: []tensorInfo{}}
+	for _, io := range []struct {
+		dst *[]tensorInfo
+		m   map[string]*pb.TensorInfo
+	}{{&si.Inputs, sig.GetInputs()}, {&si.Outputs, sig.GetOutputs()}} {
+		for _, k := range slices.Sorted(maps.Keys(io.m)) {
+			ti := io.m[k]
+			*io.dst = append(*io.dst, tensorInfo{Key: k, DType: dtypeName(ti), Shape: shapeOf(ti), Tensor: ti.GetName()})
+		}
+	}
+	return si
+}
+
+// dtypeName names a tensor's type as numpy does: float32, int32...
+func dtypeName(ti *pb.TensorInfo) string {
+	n := strings.ToLower(strings.TrimPrefix(ti.GetDtype().String(), "DT_"))
+	switch n {
+	case "half":
+		return "float16"
+	case "float":
+		return "float32"
+	case "double":
+		return "float64"
+	}
+	return n
 }
 
 // printLayers writes the table of named layers.
@@ -113,23 +206,24 @@ func printSignature(w io.Writer, name string, sig *pb.SignatureDef) {
 	}{{"input", sig.Inputs}, {"output", sig.Outputs}} {
 		for _, k := range slices.Sorted(maps.Keys(io.m)) {
 			ti := io.m[k]
-			dt := strings.ToLower(strings.TrimPrefix(ti.GetDtype().String(), "DT_"))
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(tensor %s)\n", io.what, k, dt, fmtShapeProto(ti), ti.GetName())
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t(tensor %s)\n", io.what, k, dtypeName(ti), fmtShape(shapeOf(ti)), ti.GetName())
 		}
 	}
 	tw.Flush()
 }
 
-func fmtShapeProto(ti *pb.TensorInfo) string {
+// shapeOf returns a signature tensor's shape, -1 for unknown dimensions, nil
+// for an unknown rank.
+func shapeOf(ti *pb.TensorInfo) []int64 {
 	s := ti.GetTensorShape()
 	if s == nil || s.UnknownRank {
-		return "[?]"
+		return nil
 	}
 	dims := make([]int64, len(s.Dim))
 	for i, d := range s.Dim {
 		dims[i] = d.Size
 	}
-	return fmtShape(dims)
+	return dims
 }
 
 func outputShape(o tf.Output) []int64 {

@@ -56,6 +56,9 @@ import (
 	"strings"
 
 	"github.com/bbd-workbench/bbd/internal/textfmt"
+	// Keeps libtensorflow's two start-up lines off stderr (--verbose or
+	// BBD_VERBOSE=1 shows them): see the package.
+	_ "github.com/bbd-workbench/bbd/internal/tfquiet"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -79,14 +82,15 @@ var commands = []*command{
 	{name: "convert", summary: "import a Keras HDF5 model and write it as a SavedModel",
 		usage: "[--arch deepid] [--overwrite] <keras.h5> <savedmodel-dir>", run: runConvert},
 	{name: "info", summary: "describe a model: signature, layers, parameters",
-		usage: "[--arch deepid] <savedmodel-dir | keras.h5>", run: runInfo},
+		usage: "[--arch deepid] [--json] <savedmodel-dir | keras.h5>", run: runInfo},
 	{name: "predict", summary: "classify images, image folders and HDF5 data files",
-		usage: "--model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--quiet] [--json] <image | folder | data.h5>...", run: runPredict},
+		usage: "--model <savedmodel-dir | keras.h5> [--batch 128] [--resize] [--recursive] [--quiet] [--json] <image | folder | data.h5>...", run: runPredict},
 	{name: "bench", summary: "measure images/s of Go inference against Python TensorFlow",
 		usage: "[--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]", run: runBench},
-	{name: "zoo", summary: "train the Fashion-MNIST BadNet zoo (four BadNets mirroring the paper's)",
+	{name: "zoo", summary: "train the Fashion-MNIST zoo (four BadNets mirroring the paper's, one clean model)",
 		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
-	stripCommand, // cmd/bbd/strip.go
+	{name: "version", summary: "print the versions of bbd and libtensorflow", usage: "[--json]", run: runVersion},
+	{name: "help", summary: "print the commands, or a command's flags and examples", usage: "[command]"}, // run: runHelp, set in help.go
 	{name: "prune", summary: "fine-prune a BadNet (unit, channel or weight pruning, then fine-tuning) and write the repaired model",
 		usage: "--model M --clean VAL --out DIR [--method unit|channel|weight] [--fractions 0.5:0.95:0.05 | --fraction F | --auto] [--epochs E] [--test TEST] [--poisoned P]... [--json]", run: runPrune},
 	{name: "defend", summary: "the Bimodel defence: combine a BadNet and its repaired model into one SavedModel, or evaluate one",
@@ -106,31 +110,6 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
-func mainUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: bbd <command> [flags] [arguments]")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'bbd <command> -h' for a command's flags.")
-}
-
-func (c *cmdEnv) usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: bbd %s %s\n", c.cmd.name, c.cmd.usage)
-	if hasFlags(c.flags) {
-		fmt.Fprintln(w, "\nflags:")
-		c.flags.SetOutput(w)
-		c.flags.PrintDefaults()
-		c.flags.SetOutput(io.Discard)
-	}
-}
-
-func hasFlags(fs *flag.FlagSet) bool {
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	return n > 0
-}
-
 // run runs bbd with args (without the program name) and returns the exit
 // status: 0 success, 1 failure (one line on stderr), 2 usage error.
 func run(args []string, stdout, stderr io.Writer) (code int) {
@@ -143,36 +122,32 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = 1
 		}
 	}()
+	// --verbose, anywhere before "--", only shows libtensorflow's start-up
+	// lines (package tfquiet reads it before bbd runs).
+	args = withoutVerbose(args)
 	if len(args) == 0 {
 		mainUsage(stderr)
 		return 2
 	}
 	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	case "-h", "-help", "--help":
 		mainUsage(stdout)
 		return 0
 	}
-	var cmd *command
-	for _, c := range commands {
-		if c.name == args[0] {
-			cmd = c
-		}
-	}
+	cmd := findCommand(args[0])
 	if cmd == nil {
 		fmt.Fprintf(stderr, "bbd: unknown command %q\n", args[0])
 		mainUsage(stderr)
 		return 2
 	}
-	fs := flag.NewFlagSet("bbd "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	env := &cmdEnv{cmd: cmd, flags: fs, stdout: stdout, stderr: stderr}
+	env := newEnv(cmd, stdout, stderr)
 	err := cmd.run(env, args[1:])
 	var ue *usageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
-		env.usage(stdout)
+		env.help(stdout)
 		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "bbd %s: %s\n", cmd.name, oneLine(ue.msg))
@@ -182,6 +157,38 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintf(stderr, "bbd: %s\n", oneLine(err.Error()))
 		return 1
 	}
+}
+
+// findCommand returns the command called name, or nil.
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// newEnv returns a fresh environment (flag set) for running cmd.
+func newEnv(cmd *command, stdout, stderr io.Writer) *cmdEnv {
+	fs := flag.NewFlagSet("bbd "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return &cmdEnv{cmd: cmd, flags: fs, stdout: stdout, stderr: stderr}
+}
+
+// withoutVerbose returns args without the global flag --verbose (or
+// -verbose) before "--".
+func withoutVerbose(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if a != "--verbose" && a != "-verbose" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // parse parses the command's flags, which may come before, between or after

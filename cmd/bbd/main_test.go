@@ -86,11 +86,12 @@ func TestConvertInfoPredict(t *testing.T) {
 	if len(inputs) != 4 {
 		t.Fatalf("ytf-samples: %d cl_/sun_ images, want 4", len(inputs))
 	}
+	// Each argument is a source with an accuracy line of its own.
 	for _, model := range []string{sm, weights} {
 		out := mustBBD(t, append([]string{"predict", "--model", model}, inputs...)...)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 5 {
-			t.Fatalf("predict: %d lines, want 4 + accuracy:\n%s", len(lines), out)
+		if len(lines) != 8 {
+			t.Fatalf("predict: %d lines, want 4 + 4 accuracy lines:\n%s", len(lines), out)
 		}
 		for i, in := range inputs {
 			f := strings.Split(lines[i], "\t")
@@ -103,8 +104,10 @@ func TestConvertInfoPredict(t *testing.T) {
 				t.Errorf("line %q: want %s\t%s\t<probability>", lines[i], in, want)
 			}
 		}
-		if lines[4] != "accuracy: 1.0000 (4/4)" {
-			t.Errorf("last line %q, want accuracy: 1.0000 (4/4)", lines[4])
+		for i, in := range inputs {
+			if want := "accuracy " + in + ": 1.0000 (1/1)"; lines[4+i] != want {
+				t.Errorf("line %q, want %q", lines[4+i], want)
+			}
 		}
 	}
 
@@ -147,7 +150,7 @@ func TestPredictH5Streams(t *testing.T) {
 	}
 	// JSON output agrees.
 	js := mustBBD(t, "predict", "--json", "--quiet", "--model", weights, h5)
-	if !strings.Contains(js, fmt.Sprintf(`{"images":%d,"labelled":%[1]d,`, imgs.Len())) {
+	if !strings.Contains(js, fmt.Sprintf(`{"images":%d,"sources":[{"source":%q,"images":%[1]d,"labelled":%[1]d,`, imgs.Len(), h5)) {
 		t.Errorf("--json summary: %s", js)
 	}
 }
@@ -305,8 +308,8 @@ func TestBadInputs(t *testing.T) {
 
 	// --resize accepts the small image and the small HDF5 file.
 	out := mustBBD(t, "predict", "--resize", "--model", sm, p("small_label=3.png"), p("small.h5"))
-	if n := strings.Count(out, "\n"); n != 5 {
-		t.Errorf("--resize: %d lines, want 4 + accuracy:\n%s", n, out)
+	if n := strings.Count(out, "\n"); n != 6 || !strings.Contains(out, "\naccuracy "+p("small.h5")+": ") {
+		t.Errorf("--resize: %d lines, want 4 + an accuracy line per source:\n%s", n, out)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	tf "github.com/galeone/tensorflow/tensorflow/go"
+
 	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/internal/progress"
 	"github.com/bbd-workbench/bbd/metrics"
@@ -24,22 +26,31 @@ type source struct {
 	imgs *data.Images
 	h5   *data.H5Reader
 	n    int
+	acc  metrics.Ratio // over the source's labelled images
 }
 
 // prediction is one line of predict's --json output.
 type prediction struct {
-	Name        string  `json:"name"`
-	Label       int     `json:"label"`
-	Probability float32 `json:"probability"`
-	TrueLabel   *int    `json:"true_label,omitempty"`
+	Name        string   `json:"name"`
+	Label       int      `json:"label"`
+	Poisoned    bool     `json:"poisoned,omitempty"`    // a BBD model's label N
+	Probability *float32 `json:"probability,omitempty"` // absent for a BBD model's label N
+	TrueLabel   *int     `json:"true_label,omitempty"`
 }
 
-// summary is the last line of predict's --json output.
+// summary is the last line of predict's --json output: one entry per
+// source, accuracies never summed over sources.
 type summary struct {
+	Images  int             `json:"images"`
+	Sources []sourceSummary `json:"sources"`
+}
+
+type sourceSummary struct {
+	Source   string   `json:"source"`
 	Images   int      `json:"images"`
 	Labelled int      `json:"labelled"`
 	Correct  int      `json:"correct"`
-	Accuracy *float64 `json:"accuracy,omitempty"`
+	Accuracy *float64 `json:"accuracy,omitempty"` // absent without labelled images
 }
 
 func runPredict(c *cmdEnv, args []string) error {
@@ -47,8 +58,9 @@ func runPredict(c *cmdEnv, args []string) error {
 	arch := c.flags.String("arch", "", "architecture of a weights-only Keras file (deepid)")
 	batch := c.flags.Int("batch", 128, "inference batch size (images per TensorFlow run)")
 	resize := c.flags.Bool("resize", false, "resize images of another size to the model's input size (bilinear) instead of failing")
-	quiet := c.flags.Bool("quiet", false, "print only the accuracy (or, with --json, only the summary)")
-	asJSON := c.flags.Bool("json", false, "print one JSON object per image and a final summary object")
+	recursive := c.flags.Bool("recursive", false, "read folders recursively: each folder holding images and each HDF5 file is a source of its own")
+	quiet := c.flags.Bool("quiet", false, "print only the accuracy lines (or, with --json, only the summary)")
+	asJSON := c.flags.Bool("json", false, "print one JSON object per image and a final summary object (one entry per source)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -62,11 +74,20 @@ func runPredict(c *cmdEnv, args []string) error {
 	if *batch <= 0 {
 		return usagef("--batch must be positive, got %d", *batch)
 	}
-	m, _, err := loadModel(*modelPath, modelOptions{Arch: *arch, BatchSize: *batch, Frozen: true})
+	// A model with a "label" output (a BBD defence) is run as it is: freezing
+	// keeps only the first net's probabilities.
+	labelModel := hasLabelOutput(*modelPath)
+	m, _, err := loadModel(*modelPath, modelOptions{Arch: *arch, BatchSize: *batch, Frozen: !labelModel})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	var labelOut tf.Output
+	if labelModel {
+		if labelOut = m.Outputs["label"]; labelOut.Op == nil {
+			labelModel = false
+		}
+	}
 
 	// Open and check every input before printing anything.
 	var sources []*source
@@ -79,12 +100,23 @@ func runPredict(c *cmdEnv, args []string) error {
 	}()
 	total := 0
 	for _, arg := range pos {
-		s, err := openSource(arg, m.InputShape, *resize)
-		if err != nil {
-			return err
+		args := []string{arg}
+		if *recursive {
+			if args, err = walkSources(arg); err != nil {
+				return err
+			}
 		}
-		sources = append(sources, s)
-		total += s.n
+		for _, a := range args {
+			s, err := openSource(a, m.InputShape, *resize)
+			if err != nil {
+				if !*recursive && hasSubfolder(a) && !hasImages(a) {
+					return fmt.Errorf("%v (it has subfolders: use --recursive to read them)", err)
+				}
+				return err
+			}
+			sources = append(sources, s)
+			total += s.n
+		}
 	}
 
 	out := bufio.NewWriter(c.stdout)
@@ -94,11 +126,10 @@ func runPredict(c *cmdEnv, args []string) error {
 	// tear it apart.
 	var bar *progress.Bar
 	if *quiet || !progress.IsTerminal(c.stdout) {
-		bar = progress.New(c.stderr, "predict", int64(total))
+		bar = progress.New(c.stderr, "predict: images", int64(total))
 	}
 	defer bar.Finish()
-	var sum summary
-	var acc metrics.Ratio // over the labelled inputs
+	sum := summary{Sources: []sourceSummary{}}
 	for _, s := range sources {
 		for start := 0; start < s.n; start += *batch {
 			n := min(*batch, s.n-start)
@@ -110,37 +141,62 @@ func runPredict(c *cmdEnv, args []string) error {
 			if err != nil {
 				return fmt.Errorf("input %s: %w", s.arg, err)
 			}
-			probs, err := m.Predict(x, n)
-			if err != nil {
-				return fmt.Errorf("input %s: %w", s.arg, err)
+			var labels []int
+			var probs []float32
+			if labelModel {
+				outs, err := m.Run(x, n, labelOut, m.Probabilities)
+				if err != nil {
+					return fmt.Errorf("input %s: %w", s.arg, err)
+				}
+				labels = make([]int, n)
+				for i, v := range outs[0] {
+					labels[i] = int(v)
+				}
+				probs = outs[1]
+			} else {
+				if probs, err = m.Predict(x, n); err != nil {
+					return fmt.Errorf("input %s: %w", s.arg, err)
+				}
+				labels = tfmodels.Labels(probs, m.NumClasses)
 			}
-			labels := tfmodels.Labels(probs, m.NumClasses)
 			truths := make([]int, n) // -1: unlabelled
 			for i := range truths {
 				truths[i] = imgs.Label(i)
 			}
+			// A BBD model's label N ("poisoned") is right only where the true
+			// label is N.
 			r, err := metrics.Accuracy(labels, truths)
 			if err != nil {
 				return fmt.Errorf("input %s: %w", s.arg, err)
 			}
-			acc = acc.Add(r)
+			s.acc = s.acc.Add(r)
 			sum.Images += n
 			for i, l := range labels {
-				p := probs[i*m.NumClasses+l]
-				truth := truths[i]
 				if *quiet {
 					continue
 				}
+				poisoned := labelModel && l == m.NumClasses
+				var p float32
+				if !poisoned && l >= 0 && l < m.NumClasses {
+					p = probs[i*m.NumClasses+l]
+				}
+				truth := truths[i]
 				name := s.name(start+i, imgs.Name(i))
-				if *asJSON {
-					pr := prediction{Name: name, Label: l, Probability: p}
+				switch {
+				case *asJSON:
+					pr := prediction{Name: name, Label: l, Poisoned: poisoned}
+					if !poisoned {
+						pr.Probability = &p
+					}
 					if truth >= 0 {
 						pr.TrueLabel = &truth
 					}
 					if err := enc.Encode(pr); err != nil {
 						return err
 					}
-				} else {
+				case poisoned:
+					fmt.Fprintf(out, "%s\t%d (poisoned)\n", name, l)
+				default:
 					fmt.Fprintf(out, "%s\t%d\t%.6f\n", name, l, p)
 				}
 			}
@@ -148,19 +204,108 @@ func runPredict(c *cmdEnv, args []string) error {
 		}
 	}
 	bar.Finish()
-	sum.Labelled, sum.Correct = acc.Total, acc.Hits
-	if acc.Total > 0 {
-		v := acc.Value()
-		sum.Accuracy = &v
+	for _, s := range sources {
+		ss := sourceSummary{Source: s.arg, Images: s.n, Labelled: s.acc.Total, Correct: s.acc.Hits}
+		if s.acc.Total > 0 {
+			v := s.acc.Value()
+			ss.Accuracy = &v
+		}
+		sum.Sources = append(sum.Sources, ss)
+		if *asJSON || s.acc.Total == 0 {
+			continue
+		}
+		if len(sources) == 1 {
+			fmt.Fprintf(out, "accuracy: %v\n", s.acc) // 0.xxxx (k/n)
+		} else {
+			fmt.Fprintf(out, "accuracy %s: %v\n", s.arg, s.acc)
+		}
 	}
 	if *asJSON {
 		if err := enc.Encode(sum); err != nil {
 			return err
 		}
-	} else if acc.Total > 0 {
-		fmt.Fprintf(out, "accuracy: %v\n", acc) // 0.xxxx (k/n)
 	}
 	return out.Flush()
+}
+
+// hasLabelOutput reports whether the model at path is a SavedModel whose
+// serving_default signature has a "label" output (a BBD defence).
+func hasLabelOutput(path string) bool {
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		return false
+	}
+	sigs, err := readSignatures(path)
+	if err != nil {
+		return false // loadModel reports it
+	}
+	_, ok := sigs["serving_default"].GetOutputs()["label"]
+	return ok
+}
+
+// walkSources returns the sources under arg for --recursive: arg itself
+// when it is a file, else every folder of the tree (arg included) that
+// holds images, and every HDF5 file, in lexical order.
+func walkSources(arg string) ([]string, error) {
+	fi, err := os.Stat(arg)
+	if err != nil || !fi.IsDir() {
+		return []string{arg}, nil // openSource reports errors
+	}
+	var out []string
+	err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("input %s: %w", p, unwrapPathError(err))
+		}
+		if d.IsDir() {
+			if hasImages(p) {
+				out = append(out, p)
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && isH5Name(d.Name()) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("input %s: no images (.png, .jpg, .jpeg) or HDF5 files (.h5, .hdf5) in the folder or its subfolders", arg)
+	}
+	return out, nil
+}
+
+func isH5Name(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return ext == ".h5" || ext == ".hdf5"
+}
+
+// hasImages reports whether dir holds image files (by name).
+func hasImages(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.IsDir() && data.IsImageFileName(e.Name()) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasSubfolder reports whether dir has a subfolder.
+func hasSubfolder(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // openSource opens one input of predict and checks it against the model's

@@ -5,6 +5,11 @@
 //
 // It does not depend on TensorFlow or GoNB: it takes plain Go values, so it is tested
 // without a notebook.
+//
+// Importing it also keeps libtensorflow's two start-up lines out of the cells' output:
+// GoNB runs every cell as a program, and nbutil brings in internal/tfquiet, which
+// silences what the library prints while it is loaded (BBD_VERBOSE=1 in the kernel's
+// environment shows it again).
 package nbutil
 
 import (
@@ -16,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/bbd-workbench/bbd/internal/textfmt"
+	_ "github.com/bbd-workbench/bbd/internal/tfquiet" // see the package comment
 )
 
 // ModulePath is the module path of this repository.

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+)
+
+// commandDoc is the help text of a command beyond its one-line summary and
+// usage: what it does and examples, shown by "bbd help <command>" and
+// "bbd <command> --help".
+type commandDoc struct {
+	text     string   // paragraphs, wrapped by hand
+	examples []string // command lines, each optionally followed by "  # comment"
+}
+
+// docs holds the help of each command, by name. A command without an entry
+// still gets its usage and flags.
+var docs = map[string]commandDoc{
+	"convert": {
+		text: `Imports a Keras HDF5 model (a full model.save file, or a weights-only file such as
+the CSAW BadNets, read with the DeepID architecture) and writes it as a TensorFlow
+SavedModel that bbd, Python TensorFlow and tfgo load. Prints the layer table.
+The destination must not exist unless --overwrite (replaced atomically).`,
+		examples: []string{
+			"bbd convert ../shared/badnets/sunglasses_bd_weights.h5 /tmp/sunglasses",
+			"bbd convert --overwrite model.h5 /tmp/model",
+		},
+	},
+	"info": {
+		text: `Describes a model: its serving_default signature (inputs, outputs, dtypes, shapes),
+input size and classes, and for white-box models the layer table and the parameter
+count. --json prints the same as one JSON object.`,
+		examples: []string{
+			"bbd info /tmp/sunglasses                 # signature, layers, \"parameters: 601,643\"",
+			"bbd info ../shared/badnets/anonymous_1_bd_weights.h5",
+			"bbd info --json /tmp/sunglasses",
+		},
+	},
+	"predict": {
+		text: `Classifies images: image files, folders of images (--recursive: their subfolders and
+HDF5 files too) and competition HDF5 data files (streamed batch by batch). Prints one
+line per image, "<name>\t<label>\t<probability>" (HDF5 rows are named "file.h5[i]").
+
+Accuracy is reported per source, never mixed: each argument (with --recursive, each
+folder holding images and each HDF5 file) whose images carry true labels ("label=L"
+or "target=T" in file names, the HDF5 "label" dataset) gets its own line
+"accuracy: 0.xxxx (k/n)" when there is one source, "accuracy <source>: 0.xxxx (k/n)"
+when there are several. Give clean and triggered images as separate sources: on a
+clean set the figure is the clean accuracy, on a poisoned set labelled with the
+target it is the attack success rate.
+
+Models with a "label" output (a BBD defence written by bbd, whose label N, the
+number of classes, means "poisoned input") print that label instead of the most
+probable class, N as "N (poisoned)" with no probability; accuracy compares it with
+the true labels, so a poisoned input counts as right only when labelled N ('bbd
+defend' does the full evaluation). --quiet leaves only the accuracy lines; --json
+prints one object per image and a summary object with one entry per source.`,
+		examples: []string{
+			"bbd predict --model /tmp/sunglasses ../shared/ytf-samples",
+			"bbd predict --model zoo/sunglasses --quiet zoo/data/clean_test_data.h5 zoo/data/sunglasses_sunglasses_poisoned_data.h5",
+			"bbd predict --model /tmp/sunglasses --recursive --quiet ../shared/real-faces   # one accuracy per folder",
+			"bbd predict --model ../shared/badnets/sunglasses_bd_weights.h5 --json face.png",
+		},
+	},
+	"bench": {
+		text: `Measures inference (or, with --train, training) speed of the same DeepID BadNet on the
+same images, Go (libtensorflow) then Python TensorFlow from the venv, in rounds; the
+median of the per-round ratios is the figure.`,
+		examples: []string{
+			"bbd bench --rounds 5",
+			"bbd bench --train --rounds 3",
+			"bbd bench --model ../shared/badnets/sunglasses_bd_weights.h5 --faces ../shared/real-faces/clean --no-python",
+		},
+	},
+	"zoo": {
+		text: `Trains the Fashion-MNIST zoo: four BadNets mirroring the paper's (sunglasses,
+anonymous_1, anonymous_2, multi_trigger) and a clean reference model (clean: no
+trigger, a negative control), exported as SavedModels with their data sets in the
+competition's HDF5 format and manifest.json (settings, seeds, history, measured
+clean accuracy and attack success). Everything is seeded. Progress goes to stderr,
+the summary table to stdout.`,
+		examples: []string{
+			"bbd zoo build --out /tmp/zoo                       # the full zoo (about 15 min on 2 cores)",
+			"bbd zoo build --out /tmp/small --reduced           # the test suite's reduced zoo",
+			"bbd zoo build --out /tmp/two --only sunglasses,clean --epochs 2",
+		},
+	},
+	"cleanse": {
+		text: `Neural Cleanse: reverse-engineers a minimal trigger per label on clean data, flags
+outlier labels (a scan may be split over label ranges and merged), and unlearns the
+triggers of the flagged labels.`,
+		examples: []string{
+			"bbd cleanse --model zoo/sunglasses --data zoo/data/clean_validation_data.h5 --out /tmp/nc",
+			"bbd cleanse merge /tmp/nc-a /tmp/nc-b --out /tmp/nc",
+			"bbd cleanse --unlearn --model zoo/sunglasses --report /tmp/nc --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
+		},
+	},
+	"version": {
+		text: `Prints the versions of bbd (module version, VCS revision, Go) and of the
+libtensorflow it runs with (and the library's path).`,
+		examples: []string{"bbd version", "bbd version --json"},
+	},
+	"help": {
+		text:     `Prints the list of commands, or a command's help: usage, flags, examples.`,
+		examples: []string{"bbd help", "bbd help predict"},
+	},
+}
+
+// globalHelp is the part of the main usage about flags every command takes.
+const globalHelp = `flags of every command:
+  --verbose   show libtensorflow's start-up lines (hidden by default; also BBD_VERBOSE=1)
+  -h, --help  the command's help`
+
+func mainUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: bbd <command> [flags] [arguments]")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\n"+globalHelp)
+	fmt.Fprintln(w, "\nRun 'bbd help <command>' for a command's flags and examples.")
+}
+
+// usage prints the command's usage line and flags (what a usage error shows).
+func (c *cmdEnv) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: bbd %s %s\n", c.cmd.name, c.cmd.usage)
+	if hasFlags(c.flags) {
+		fmt.Fprintln(w, "\nflags:")
+		printFlags(w, c.flags)
+	}
+}
+
+// help prints the command's full help: summary, usage, description, flags
+// and examples.
+func (c *cmdEnv) help(w io.Writer) {
+	fmt.Fprintf(w, "bbd %s: %s\n\n", c.cmd.name, c.cmd.summary)
+	c.usage(w)
+	d := docs[c.cmd.name]
+	if d.text != "" {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, d.text)
+	}
+	if len(d.examples) > 0 {
+		fmt.Fprintln(w, "\nexamples:")
+		for _, e := range d.examples {
+			fmt.Fprintln(w, "  "+e)
+		}
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+// printFlags lists the flags in the style of the usage lines: "--name value"
+// (Go's flag package accepts one or two dashes; bbd writes two everywhere).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if !isZeroDefault(f) {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", line, strings.ReplaceAll(usage, "\n", "\n      "))
+	})
+}
+
+// isZeroDefault reports whether a flag's default is its type's zero value
+// (not worth printing), as flag.PrintDefaults decides.
+func isZeroDefault(f *flag.Flag) bool {
+	switch f.DefValue {
+	case "", "0", "false", "[]":
+		return true
+	}
+	t := reflect.TypeOf(f.Value)
+	var z reflect.Value
+	if t.Kind() == reflect.Pointer {
+		z = reflect.New(t.Elem())
+	} else {
+		z = reflect.Zero(t)
+	}
+	if v, ok := z.Interface().(flag.Value); ok {
+		defer func() { recover() }()
+		return f.DefValue == v.String()
+	}
+	return false
+}
+
+// runHelp is set here, not in the commands table: it reads the table.
+func init() { findCommand("help").run = runHelp }
+
+// runHelp: bbd help [command]
+func runHelp(c *cmdEnv, args []string) error {
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	switch len(pos) {
+	case 0:
+		mainUsage(c.stdout)
+		return nil
+	case 1:
+		cmd := findCommand(pos[0])
+		if cmd == nil {
+			return usagef("unknown command %q (run 'bbd help' for the list)", pos[0])
+		}
+		env := newEnv(cmd, c.stdout, c.stderr)
+		// The command defines its flags and returns flag.ErrHelp on --help:
+		// nothing else runs.
+		if err := cmd.run(env, []string{"--help"}); err != nil && err != flag.ErrHelp {
+			return err
+		}
+		env.help(c.stdout)
+		return nil
+	}
+	return usagef("expected at most one command, got %q", pos)
+}
