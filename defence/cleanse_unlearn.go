@@ -18,7 +18,7 @@ type UnlearnConfig struct {
 	// Fraction of the clean images stamped (0.2, the paper's 20 %), spread
 	// evenly over the flagged labels' triggers.
 	Fraction float64 `json:"fraction"`
-	// Epochs of fine-tuning (5), BatchSize (32), Adam's LearningRate (1e-4).
+	// Epochs of fine-tuning (5), BatchSize (32), Adam's LearningRate (1e-3).
 	Epochs       int     `json:"epochs"`
 	BatchSize    int     `json:"batch_size"`
 	LearningRate float64 `json:"learning_rate"`
@@ -32,7 +32,7 @@ type UnlearnConfig struct {
 
 // DefaultUnlearnConfig returns the defaults.
 func DefaultUnlearnConfig() UnlearnConfig {
-	return UnlearnConfig{Fraction: 0.2, Epochs: 5, BatchSize: 32, LearningRate: 1e-4}
+	return UnlearnConfig{Fraction: 0.2, Epochs: 5, BatchSize: 32, LearningRate: 1e-3}
 }
 
 // Validate checks the configuration (zero fields count as defaults).

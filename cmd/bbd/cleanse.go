@@ -46,6 +46,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 	reportDir := c.flags.String("report", "", "--unlearn: the scan's report folder")
 	cleanPath := c.flags.String("clean", "", "--unlearn: clean labelled data (HDF5 or folder) to fine-tune on")
 	epochs := c.flags.Int("epochs", 0, "--unlearn: fine-tuning epochs (0: 5)")
+	lr := c.flags.Float64("lr", 0, "--unlearn: Adam learning rate (0: 1e-3)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -57,7 +58,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 		return usagef("--model and --out are required")
 	}
 	if *unlearn {
-		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, *epochs, *seed, *asJSON)
+		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, defence.UnlearnConfig{Epochs: *epochs, LearningRate: *lr, Seed: *seed}, *asJSON)
 	}
 	if len(dataPaths) == 0 {
 		return usagef("--data is required: the defender's clean images")
@@ -244,7 +245,7 @@ func (s *status) finish() {
 }
 
 // runUnlearn: bbd cleanse --unlearn --model M --report DIR --clean VAL --out R
-func runUnlearn(c *cmdEnv, modelPath, arch, reportDir, cleanPath, out string, epochs int, seed uint64, asJSON bool) error {
+func runUnlearn(c *cmdEnv, modelPath, arch, reportDir, cleanPath, out string, cfg defence.UnlearnConfig, asJSON bool) error {
 	if reportDir == "" || cleanPath == "" {
 		return usagef("--unlearn needs --report <scan report folder> and --clean <labelled clean data>")
 	}
@@ -267,7 +268,6 @@ func runUnlearn(c *cmdEnv, modelPath, arch, reportDir, cleanPath, out string, ep
 	if err != nil {
 		return err
 	}
-	cfg := defence.UnlearnConfig{Epochs: epochs, Seed: seed}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}

@@ -1,0 +1,140 @@
+package defence
+
+import (
+	"math"
+	"testing"
+)
+
+// TestCostScheduleRisesAfterFalling: the cost goes down after Patience
+// failed steps and up again after Patience successful ones (IBM ART's Neural
+// Cleanse resets it so that it never rises again; visualizer.py does not).
+func TestCostScheduleRisesAfterFalling(t *testing.T) {
+	cfg := DefaultCleanseConfig(PresetOriginal).withDefaults()
+	cfg.NoEarlyStop = true
+	s := newCostSchedule(&cfg, true)
+	if s.cost != 0 {
+		t.Fatalf("initial cost %g, want 0 (reset to zero)", s.cost)
+	}
+	// Patience successful steps set the cost to InitCost...
+	for i := 0; i < cfg.Patience; i++ {
+		s.update(1, 100-float64(i))
+	}
+	if s.cost != cfg.InitCost {
+		t.Fatalf("after %d successful steps the cost is %g, want %g", cfg.Patience, s.cost, cfg.InitCost)
+	}
+	// ...Patience more raise it by the multiplier...
+	for i := 0; i < cfg.Patience; i++ {
+		s.update(1, 90)
+	}
+	up := cfg.InitCost * cfg.CostMultiplier
+	if math.Abs(s.cost-up) > 1e-15 || !s.upFlag {
+		t.Fatalf("cost %g, want %g after successes", s.cost, up)
+	}
+	// ...Patience failures lower it by multiplier^1.5...
+	for i := 0; i < cfg.Patience; i++ {
+		s.update(0.5, 80)
+	}
+	down := up / math.Pow(cfg.CostMultiplier, 1.5)
+	if math.Abs(s.cost-down) > 1e-15 || !s.downFlag {
+		t.Fatalf("cost %g, want %g after failures", s.cost, down)
+	}
+	// ...and it rises again after successes.
+	for i := 0; i < cfg.Patience; i++ {
+		s.update(1, 70)
+	}
+	if want := down * cfg.CostMultiplier; math.Abs(s.cost-want) > 1e-15 {
+		t.Fatalf("cost %g after coming down then succeeding, want %g: the cost must be able to rise again", s.cost, want)
+	}
+	// The best norm only counts successful steps.
+	if s.regBest != 70 {
+		t.Errorf("best norm %g, want 70 (the failing steps' 80 does not count)", s.regBest)
+	}
+}
+
+// TestCostScheduleEarlyStop: once the cost went up and down, a label stops
+// when its best norm has not improved by 1% for EarlyStopPatience steps, and
+// never while it keeps improving.
+func TestCostScheduleEarlyStop(t *testing.T) {
+	cfg := CleanseConfig{Patience: 2}.withDefaults()
+	run := func(next func(i int) (acc, reg float64)) int {
+		s := newCostSchedule(&cfg, false)
+		for i := 0; i < 200; i++ {
+			if s.update(next(i)); s.stopped {
+				return i + 1
+			}
+		}
+		return -1
+	}
+	// Alternating pairs of successes and failures move the cost both ways;
+	// successes 2% better every time.
+	reg := 100.0
+	improving := func(i int) (float64, float64) {
+		if i%4 < 2 {
+			reg *= 0.98
+			return 1, reg
+		}
+		return 0, reg
+	}
+	if n := run(improving); n != -1 {
+		t.Errorf("stopped after %d steps while improving", n)
+	}
+	flat := func(i int) (float64, float64) {
+		if i%4 < 2 {
+			return 1, 50
+		}
+		return 0, 50
+	}
+	if n := run(flat); n < cfg.EarlyStopPatience || n > cfg.EarlyStopPatience+4 {
+		t.Errorf("stopped after %d steps without progress, want about %d", n, cfg.EarlyStopPatience)
+	}
+}
+
+func TestMADIndex(t *testing.T) {
+	norms := []float64{10, 100, 110, 90, 105, 95}
+	med, mad, idx := MADIndex(norms, norms)
+	// median 97.5; |dev| 87.5 2.5 12.5 7.5 7.5 2.5 -> median 7.5
+	if med != 97.5 || math.Abs(mad-MADConstant*7.5) > 1e-12 {
+		t.Fatalf("median %g MAD %g", med, mad)
+	}
+	if want := 87.5 / (MADConstant * 7.5); math.Abs(idx[0]-want) > 1e-12 {
+		t.Errorf("index %g, want %g", idx[0], want)
+	}
+	r := &CleanseReport{}
+	for i, n := range norms {
+		r.Labels = append(r.Labels, CleanseLabel{Label: i, L1: n, Exact: true})
+	}
+	r.Labels = append(r.Labels, CleanseLabel{Label: 6, L1: 200, Exact: true}) // big: above the median, never flagged
+	r.Detect()
+	if len(r.Flagged) != 1 || r.Flagged[0] != 0 {
+		t.Errorf("flagged %v, want [0] (label 6 is an outlier above the median)", r.Flagged)
+	}
+	r.Config.MADScale = MADLog
+	r.Detect()
+	if len(r.Flagged) != 1 || r.Flagged[0] != 0 || r.AnomalyIndex <= 2 {
+		t.Errorf("log scale: flagged %v, index %g", r.Flagged, r.AnomalyIndex)
+	}
+}
+
+func TestParseLabels(t *testing.T) {
+	got, err := ParseLabels("8,0-3, 5,2")
+	if err != nil || len(got) != 6 || got[0] != 0 || got[4] != 5 || got[5] != 8 {
+		t.Errorf("ParseLabels: %v, %v", got, err)
+	}
+	if l, err := ParseLabels("all"); l != nil || err != nil {
+		t.Errorf("all: %v %v", l, err)
+	}
+	for _, bad := range []string{"3-1", "a", "-1", "1-", "0x10", "1,,2"} {
+		if _, err := ParseLabels(bad); err == nil {
+			t.Errorf("ParseLabels(%q): no error", bad)
+		}
+	}
+	if err := (CleanseConfig{Preset: "nope"}).Validate(); err == nil {
+		t.Error("unknown preset accepted")
+	}
+	if err := (CleanseConfig{Labels: []int{1, 1}}).Validate(); err == nil {
+		t.Error("duplicate labels accepted")
+	}
+	if err := (CleanseConfig{CostMultiplier: 0.5}).Validate(); err == nil {
+		t.Error("cost multiplier below 1 accepted")
+	}
+}
