@@ -1,6 +1,8 @@
 package notebooks_test
 
 import (
+	"github.com/bbd-workbench/bbd/internal/testzoo"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -35,6 +37,12 @@ func TestNotebooks(t *testing.T) {
 		t.Skip("notebooks take minutes to run; skipped in -short mode")
 	}
 	jupyter := checkJupyter(t)
+	// The notebooks show the shared reduced test zoo (built once for every
+	// package's tests) unless BBD_ZOO names another.
+	if os.Getenv("BBD_ZOO") == "" {
+		dir, _ := testzoo.Reduced(t)
+		t.Setenv("BBD_ZOO", dir)
+	}
 	outDir, err := filepath.Abs(".executed")
 	if err != nil {
 		t.Fatal(err)
