@@ -322,3 +322,43 @@ func TestActivationClusteringConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestPCA2DZoo: Figure 9 on the reduced zoo's sunglasses BadNet: clean
+// validation and poisoned test inputs, one point each, pulled apart along
+// the first principal component of flatten_2.
+func TestPCA2DZoo(t *testing.T) {
+	dir, _ := testzoo.Reduced(t)
+	m, err := tfmodels.LoadSavedModel(filepath.Join(dir, "sunglasses"), tfmodels.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var sets []Examples
+	for _, f := range []string{"clean_validation_data.h5", "sunglasses_sunglasses_poisoned_data.h5"} {
+		imgs, err := data.ReadH5(filepath.Join(dir, "data", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, imgs)
+	}
+	p, err := PCA2D(context.Background(), m, "", sets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mean [2]float64
+	for s, pts := range p.Points {
+		if len(pts) != sets[s].Len() {
+			t.Fatalf("set %d: %d points for %d inputs", s, len(pts), sets[s].Len())
+		}
+		for _, v := range pts {
+			mean[s] += v[0] / float64(len(pts))
+		}
+	}
+	t.Logf("%s (%d units): explained %.3f, first-component means clean %.2f, poisoned %.2f", p.Layer, p.Units, p.Explained, mean[0], mean[1])
+	if p.Layer != DeepIDActivationLayer || p.Units != 960 || p.Explained[0] < p.Explained[1] || p.Explained[0]+p.Explained[1] > 1 {
+		t.Errorf("layer %s, %d units, explained %v", p.Layer, p.Units, p.Explained)
+	}
+	if math.Abs(mean[0]-mean[1]) < 4 {
+		t.Errorf("clean and poisoned means %.2f and %.2f on the first component: not apart", mean[0], mean[1])
+	}
+}
