@@ -27,17 +27,27 @@ func openIDX(path string) (io.Reader, func() error, error) {
 	if err != nil {
 		return nil, nil, openErr(path, err)
 	}
-	br := bufio.NewReaderSize(f, 1<<16)
+	r, err := idxStream(f, path)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return r, f.Close, nil
+}
+
+// idxStream returns the IDX bytes of r, un-gzipped when r starts with the
+// gzip magic bytes (path names r in errors).
+func idxStream(r io.Reader, path string) (io.Reader, error) {
+	br := bufio.NewReaderSize(r, 1<<16)
 	head, _ := br.Peek(2)
 	if len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			f.Close()
-			return nil, nil, wrapErr(path, ErrFormat, err, "bad gzip stream")
+			return nil, wrapErr(path, ErrFormat, err, "bad gzip stream")
 		}
-		return gz, func() error { gz.Close(); return f.Close() }, nil
+		return gz, nil
 	}
-	return br, f.Close, nil
+	return br, nil
 }
 
 func idxHeader(path string, r io.Reader, magic uint32, ndims int) ([]int, error) {
@@ -98,6 +108,10 @@ func ReadIDXImages(path string) (*Images, error) {
 		return nil, err
 	}
 	defer closeFn()
+	return readIDXImages(r, path)
+}
+
+func readIDXImages(r io.Reader, path string) (*Images, error) {
 	dims, err := idxHeader(path, r, IDXImagesMagic, 3)
 	if err != nil {
 		return nil, err
@@ -125,6 +139,10 @@ func ReadIDXLabels(path string) ([]int, error) {
 		return nil, err
 	}
 	defer closeFn()
+	return readIDXLabels(r, path)
+}
+
+func readIDXLabels(r io.Reader, path string) ([]int, error) {
 	dims, err := idxHeader(path, r, IDXLabelsMagic, 1)
 	if err != nil {
 		return nil, err

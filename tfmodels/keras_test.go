@@ -179,7 +179,7 @@ func tinySets() []h5set {
 
 // writeKerasH5 writes sets (creating their groups) to a new HDF5 file. Values
 // are given as []float64 and written converted to each dataset's type.
-func writeKerasH5(t *testing.T, file string, sets []h5set) {
+func writeKerasH5(t testing.TB, file string, sets []h5set) {
 	t.Helper()
 	f, err := hdf5.CreateFile(file, hdf5.F_ACC_TRUNC)
 	if err != nil {
@@ -225,7 +225,7 @@ func writeKerasH5(t *testing.T, file string, sets []h5set) {
 
 // encode returns values as the bytes of dtype (little- or big-endian float32
 // or float64, little-endian int32).
-func encode(t *testing.T, values []float64, dtype *hdf5.Datatype) []byte {
+func encode(t testing.TB, values []float64, dtype *hdf5.Datatype) []byte {
 	t.Helper()
 	var out []byte
 	for _, v := range values {
