@@ -13,10 +13,10 @@
 // # Sources
 //
 //   - Competition HDF5 files (CSAW-HackML-2020): datasets "data" [N,3,H,W]
-//     (float32/float64/uint8 pixel values 0..255) and "label" [N]. [OpenH5]
-//     streams rows with hyperslab selections so memory does not grow with the
-//     file; [ReadH5] reads a whole (small) file; [WriteH5] writes the same
-//     format atomically.
+//     (pixel values 0..255 of any integer or float type, either byte order:
+//     HDF5 converts) and "label" [N]. [OpenH5] streams rows with hyperslab
+//     selections so memory does not grow with the file; [ReadH5] reads a
+//     whole (small) file; [WriteH5] writes the same format atomically.
 //   - PNG and JPEG files: [ReadImageFile], [ReadImageDir]. The label is parsed
 //     from the file name ("label=<int>" or "target=<int>", see [ParseLabel]).
 //   - Fashion-MNIST IDX files: [ReadIDXImages], [ReadIDXLabels],
@@ -49,6 +49,15 @@
 // [ErrNotHDF5], [ErrFormat], [ErrSize], [ErrValue], [ErrExists],
 // [ErrNoImages] and [ErrArgument], and also matches wrapped causes such as
 // fs.ErrNotExist.
+//
+// # Hostile files
+//
+// Data sets come from third parties: every size a file declares (image
+// dimensions in a PNG/JPEG header, IDX dimensions, HDF5 shapes) is checked
+// against [MaxImagePixels] and [MaxReadBytes] before anything is allocated
+// for it, IDX data is read as it arrives, HDF5 rows are converted a bounded
+// chunk at a time, and only hard links of an HDF5 file are followed. The fuzz
+// targets of this package's tests exercise these readers.
 //
 // # HDF5 and concurrency
 //

@@ -30,10 +30,11 @@ var (
 	ErrArgument = errors.New("invalid argument")
 )
 
-// InputError describes a bad input: Path names it (a file, a directory, or a
-// description such as "images"), Msg says what was expected and what was
+// InputError describes a bad data input: Path names it (a file, a directory,
+// or a description such as "images"), Msg says what was expected and what was
 // found. Kind is one of the Err* values of this package; Err is an optional
-// underlying cause (for example an *fs.PathError).
+// underlying cause (for example an *fs.PathError). Bad models and tensors
+// given to models are reported by tfmodels.InputError instead (no Kind).
 type InputError struct {
 	Path string
 	Kind error

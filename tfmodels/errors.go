@@ -13,8 +13,16 @@ var ErrNotWhiteBox = errors.New("model is black-box (a SavedModel not written by
 // or write them (export) on a frozen model (BuildOptions.Frozen, Model.Freeze).
 var ErrFrozen = errors.New("model is frozen (weights are constants, for inference only)")
 
-// InputError reports a bad input: a file, a shape, a value. It names the input,
-// what was expected and what was found.
+// InputError reports a bad model input: a model file (Keras HDF5, SavedModel)
+// or a part of one (an architecture, a weight), or a tensor given to a model
+// (a batch of the wrong shape, a non-finite value, a label out of range). It
+// names the input, what was expected and what was found, and reads
+// "<input>: expected <expected>, found <found>".
+//
+// It is distinct from data.InputError on purpose: that one reports bad data
+// files (images, competition HDF5, IDX) and carries a Kind (data.ErrFormat,
+// data.ErrSize...) for errors.Is; tfmodels does not depend on the data
+// package. Test for either with errors.As.
 type InputError struct {
 	Input    string // the file, tensor or argument at fault
 	Expected string
