@@ -10,13 +10,11 @@ import (
 	"testing"
 	"unsafe"
 
-	tf "github.com/galeone/tensorflow/tensorflow/go"
-	tfgo "github.com/galeone/tfgo"
-
 	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/defence"
 	"github.com/bbd-workbench/bbd/exporter"
 	"github.com/bbd-workbench/bbd/internal/pyoracle"
+	"github.com/bbd-workbench/bbd/internal/tfgotest"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
@@ -221,21 +219,12 @@ func pyoracleRun(out interface{}, dir, raw string, n int) error {
 }
 
 // tfgoLabels loads dir with tfgo.LoadModel and fetches "bbd/label".
-func tfgoLabels(dir string, x []float32, n int) (labels []int, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("tfgo: %v", r)
-		}
-	}()
-	model := tfgo.LoadModel(dir, []string{"serve"}, nil)
-	xt, err := tf.NewTensor(x)
+func tfgoLabels(dir string, x []float32, n int) ([]int, error) {
+	res, err := tfgotest.Run(dir, x, [4]int64{int64(n), 55, 47, 3}, "bbd/label")
 	if err != nil {
 		return nil, err
 	}
-	if err := xt.Reshape([]int64{int64(n), 55, 47, 3}); err != nil {
-		return nil, err
-	}
-	res := model.Exec([]tf.Output{model.Op("bbd/label", 0)}, map[tf.Output]*tf.Tensor{model.Op("input", 0): xt})
+	var labels []int
 	for _, v := range res[0].Value().([]int32) {
 		labels = append(labels, int(v))
 	}

@@ -7,10 +7,10 @@ import (
 	"testing"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
-	tfgo "github.com/galeone/tfgo"
 
 	"github.com/bbd-workbench/bbd/exporter"
 	"github.com/bbd-workbench/bbd/internal/pyoracle"
+	"github.com/bbd-workbench/bbd/internal/tfgotest"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
@@ -142,29 +142,13 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// runTfgo loads dir with tfgo.LoadModel (as the README shows) and fetches the
-// named outputs for the n images x. tfgo panics on errors: the panic is
-// returned as an error. Its session cannot be closed (tfgo leaves that to a
-// finalizer).
-func runTfgo(dir string, x []float32, n int, outputs ...string) (res [][]float32, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("tfgo: %v", r)
-		}
-	}()
-	model := tfgo.LoadModel(dir, []string{"serve"}, nil)
-	xt, err := tf.NewTensor(x)
+// runTfgo fetches the named float32 [n, classes] outputs through tfgo.
+func runTfgo(dir string, x []float32, n int, outputs ...string) ([][]float32, error) {
+	results, err := tfgotest.Run(dir, x, [4]int64{int64(n), 55, 47, 3}, outputs...)
 	if err != nil {
 		return nil, err
 	}
-	if err := xt.Reshape([]int64{int64(n), 55, 47, 3}); err != nil {
-		return nil, err
-	}
-	var fetches []tf.Output
-	for _, name := range outputs {
-		fetches = append(fetches, model.Op(name, 0))
-	}
-	results := model.Exec(fetches, map[tf.Output]*tf.Tensor{model.Op("input", 0): xt})
+	var res [][]float32
 	for _, r := range results {
 		var flat []float32
 		for _, row := range r.Value().([][]float32) {
