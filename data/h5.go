@@ -361,21 +361,14 @@ func WriteH5(path string, imgs *Images, opts H5WriteOptions) (err error) {
 // checkH5Destination refuses an existing path unless overwrite is set and it
 // is an HDF5 file.
 func checkH5Destination(path string, overwrite bool) error {
-	st, err := os.Lstat(path)
+	err := safefs.Check(path, overwrite, isH5File)
 	switch {
-	case os.IsNotExist(err):
+	case err == nil:
 		return nil
-	case err != nil:
-		return openErr(path, err)
-	case st.IsDir():
-		return inputErr(path, ErrExists, "is a directory, expected a file path to write")
-	case !overwrite:
-		return inputErr(path, ErrExists, "file exists (expected a new file; set Overwrite to replace it)")
+	case errors.Is(err, ErrExists):
+		return &InputError{Kind: ErrExists, Msg: err.Error()} // names path
 	}
-	if err := isH5File(path); err != nil {
-		return inputErr(path, ErrExists, "file exists and is not replaced: %v", err)
-	}
-	return nil
+	return openErr(path, err)
 }
 
 // isH5File accepts a regular HDF5 file: the only kind of file WriteH5
@@ -386,7 +379,7 @@ func isH5File(path string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return errors.New("it is not a regular file")
+		return errors.New("it is not a regular file (expected an HDF5 file)")
 	}
 	if ok, err := h5.IsHDF5(path); err != nil || !ok {
 		return errors.New("it is not an HDF5 file")

@@ -76,19 +76,8 @@ type Options struct {
 // otherwise an error wrapping ErrExists that names dir. Write checks again
 // when it commits; callers use it to refuse before lengthy work.
 func CheckDestination(dir string, opts Options) error {
-	st, err := os.Lstat(dir)
-	switch {
-	case os.IsNotExist(err):
-		return nil
-	case err != nil:
-		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
-	case !opts.Overwrite:
-		return fmt.Errorf("writing SavedModel %s: %w (remove it or ask for overwrite)", dir, ErrExists)
-	case st.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("writing SavedModel %s: %w and is a symbolic link: not replaced", dir, ErrExists)
-	}
-	if err := isSavedModel(dir); err != nil {
-		return fmt.Errorf("writing SavedModel %s: %w and is not replaced: %v", dir, ErrExists, err)
+	if err := safefs.Check(dir, opts.Overwrite, isSavedModel); err != nil {
+		return fmt.Errorf("writing SavedModel %w", err)
 	}
 	return nil
 }
@@ -163,7 +152,7 @@ func Write(dir string, spec Spec, opts Options) (err error) {
 		return fmt.Errorf("writing SavedModel %s: %w", dir, err)
 	}
 	if err := tmpDir.CommitDir(opts.Overwrite, isSavedModel); err != nil {
-		return fmt.Errorf("writing SavedModel: %w", err)
+		return fmt.Errorf("writing SavedModel %w", err)
 	}
 	return nil
 }

@@ -101,10 +101,36 @@ func (t *Temp) CommitFile(name string, overwrite bool, replaceable func(dst stri
 	return t.commit(filepath.Join(t.Dir, name), false, overwrite, replaceable)
 }
 
-func (t *Temp) commit(src string, dir, overwrite bool, replaceable func(string) error) error {
-	st, err := os.Lstat(t.dst)
+// Check reports whether dst may be written: nil when it does not exist, or
+// when overwrite is set and it is replaceable: not a symbolic link, and
+// accepted by replaceable (nil: anything). Otherwise the error names dst and
+// wraps ErrExists, or is the *fs.PathError of reading dst.
+func Check(dst string, overwrite bool, replaceable func(dst string) error) error {
+	st, err := os.Lstat(dst)
 	switch {
 	case os.IsNotExist(err):
+		return nil
+	case err != nil:
+		return err
+	case !overwrite:
+		return fmt.Errorf("%s: %w (remove it or ask for overwrite)", dst, ErrExists)
+	case st.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("%s: %w and is a symbolic link: not replaced", dst, ErrExists)
+	}
+	if replaceable != nil {
+		if err := replaceable(dst); err != nil {
+			return fmt.Errorf("%s: %w and is not replaced: %v", dst, ErrExists, err)
+		}
+	}
+	return nil
+}
+
+func (t *Temp) commit(src string, dir, overwrite bool, replaceable func(string) error) error {
+	if err := Check(t.dst, overwrite, replaceable); err != nil {
+		return err
+	}
+	st, err := os.Lstat(t.dst)
+	if os.IsNotExist(err) {
 		if err := renameNoReplace(src, t.dst); err != nil {
 			if os.IsExist(err) || errors.Is(err, ErrExists) {
 				return fmt.Errorf("%s: %w (created meanwhile by another writer)", t.dst, ErrExists)
@@ -112,18 +138,9 @@ func (t *Temp) commit(src string, dir, overwrite bool, replaceable func(string) 
 			return fmt.Errorf("%s: moving the new content into place: %w", t.dst, err)
 		}
 		return nil
-	case err != nil:
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", t.dst, err)
-	case !overwrite:
-		return fmt.Errorf("%s: %w (remove it or ask for overwrite)", t.dst, ErrExists)
-	}
-	if st.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("%s: %w and is a symbolic link: not replaced", t.dst, ErrExists)
-	}
-	if replaceable != nil {
-		if err := replaceable(t.dst); err != nil {
-			return fmt.Errorf("%s: %w and is not replaced: %v", t.dst, ErrExists, err)
-		}
 	}
 	if st.IsDir() != dir {
 		what := map[bool]string{true: "a folder", false: "a file"}
