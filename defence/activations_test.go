@@ -17,50 +17,21 @@ import (
 	"github.com/bbd-workbench/bbd/zoo"
 )
 
-// acZooTrainingSet rebuilds the training set a BadNet of the zoo was trained
-// on, poisoned on the fly, and its poisoned indices, the way zoo.Build does
-// (zoo's loadSplits and buildOne: the first TrainSize images of a seeded
-// split of Fashion-MNIST's training images, mapped to DeepID's 55x47x3, then
-// data.NewPoisonedView with the zoo's rate and seed + 7).
-func acZooTrainingSet(t *testing.T, cfg zoo.Config, badnet string) (*data.PoisonedView, []bool, []data.TriggerTarget) {
+// acZooTrainingSet returns the training set a BadNet of the zoo was trained
+// on, poisoned on the fly, and which examples are poisoned (zoo.TrainingSet).
+func acZooTrainingSet(t *testing.T, cfg zoo.Config, badnet string) (tfmodels.Examples, []bool) {
 	t.Helper()
-	raw, _, err := data.LoadFashionMNIST(cfg.FashionMNIST)
+	view, idx, err := zoo.TrainingSet(cfg, badnet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.TrainSize < raw.Len() {
-		parts, err := data.Split(raw, []int{cfg.TrainSize}, cfg.Seed)
-		if err != nil {
-			t.Fatal(err)
+	poisoned := make([]bool, view.Len())
+	for _, ii := range idx {
+		for _, i := range ii {
+			poisoned[i] = true
 		}
-		raw = parts[0]
 	}
-	train, err := data.ToDeepID(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	specs, err := zoo.Specs(cfg.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range specs {
-		if s.Name != badnet {
-			continue
-		}
-		view, idx, err := data.NewPoisonedView(train, s.Triggers, cfg.PoisonRate, cfg.Seed+7)
-		if err != nil {
-			t.Fatal(err)
-		}
-		poisoned := make([]bool, view.Len())
-		for _, ii := range idx {
-			for _, i := range ii {
-				poisoned[i] = true
-			}
-		}
-		return view, poisoned, s.Triggers
-	}
-	t.Fatalf("no BadNet %q in the zoo", badnet)
-	return nil, nil, nil
+	return view, poisoned
 }
 
 // TestActivationClusteringZoo is the acceptance test: activation clustering
@@ -70,7 +41,7 @@ func acZooTrainingSet(t *testing.T, cfg zoo.Config, badnet string) (*data.Poison
 func TestActivationClusteringZoo(t *testing.T) {
 	dir, man := testzoo.Reduced(t)
 	const badnet = "sunglasses"
-	view, poisoned, tts := acZooTrainingSet(t, man.Config, badnet)
+	view, poisoned := acZooTrainingSet(t, man.Config, badnet)
 	for _, b := range man.BadNets {
 		if b.Name == badnet && b.Poisoned != acCount(poisoned) {
 			t.Fatalf("rebuilt training set has %d poisoned images, the manifest %d", acCount(poisoned), b.Poisoned)
@@ -108,7 +79,10 @@ func TestActivationClusteringZoo(t *testing.T) {
 	if r.Layer != DeepIDActivationLayer || r.Units != 960 {
 		t.Errorf("layer %s with %d units, expected flatten_2 with 960", r.Layer, r.Units)
 	}
-	target := tts[0].Target
+	target := 0 // the sunglasses BadNet's target (zoo.Specs)
+	for _, a := range mustAttacks(t, man, badnet) {
+		target = a.Target
+	}
 	if len(r.Flagged) != 1 || r.Flagged[0] != target {
 		t.Errorf("flagged classes %v, expected only the target %d", r.Flagged, target)
 	}
@@ -361,4 +335,13 @@ func TestPCA2DZoo(t *testing.T) {
 	if math.Abs(mean[0]-mean[1]) < 4 {
 		t.Errorf("clean and poisoned means %.2f and %.2f on the first component: not apart", mean[0], mean[1])
 	}
+}
+
+func mustAttacks(t *testing.T, man *zoo.Manifest, badnet string) []zoo.Attack {
+	t.Helper()
+	a, err := man.Attacks(badnet)
+	if err != nil || len(a) == 0 {
+		t.Fatalf("attacks of %s: %v (%d)", badnet, err, len(a))
+	}
+	return a
 }

@@ -399,17 +399,52 @@ func Names(specs []BadNetSpec) []string {
 	return names
 }
 
+// TrainingSet returns the training examples the net name of a zoo built with
+// cfg was trained on, exactly as Build trains it (a BadNet's poisoned on the
+// fly), and, per trigger, the indices of the poisoned examples (none for the
+// clean model). Defences that inspect a training set (activation
+// clustering) are measured against them.
+func TrainingSet(cfg Config, name string) (tfmodels.Examples, [][]int, error) {
+	cfg = cfg.withDefaults()
+	specs, err := Specs(cfg.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, spec := range specs {
+		if spec.Name == name {
+			train, _, _, err := loadSplits(cfg)
+			if err != nil {
+				return nil, nil, err
+			}
+			return trainingExamples(spec, train, cfg)
+		}
+	}
+	return nil, nil, fmt.Errorf("zoo: no net %q (nets: %s)", name, strings.Join(Names(specs), ", "))
+}
+
+// trainingExamples is what spec trains on: the clean model the images as
+// they are, a BadNet a view that poisons them on the fly (no poisoned copy
+// in memory), with the poisoned indices per trigger.
+func trainingExamples(spec BadNetSpec, train *data.Images, cfg Config) (tfmodels.Examples, [][]int, error) {
+	if spec.Clean() {
+		return train, nil, nil
+	}
+	view, idx, err := data.NewPoisonedView(train, spec.Triggers, cfg.PoisonRate, cfg.Seed+7)
+	if err != nil {
+		return nil, nil, err
+	}
+	return view, idx, nil
+}
+
 func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config, logf func(string, ...interface{})) (*BadNetEntry, []DatasetEntry, error) {
 	entry := &BadNetEntry{BadNetSpec: spec, Model: spec.Name, TrainImages: train.Len()}
 	// The clean reference model trains on the training images as they are;
 	// a BadNet on them poisoned on the fly (no poisoned copy in memory).
-	var examples tfmodels.Examples = train
+	examples, idx, err := trainingExamples(spec, train, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	if !spec.Clean() {
-		poisoned, idx, err := data.NewPoisonedView(train, spec.Triggers, cfg.PoisonRate, cfg.Seed+7)
-		if err != nil {
-			return nil, nil, err
-		}
-		examples = poisoned
 		entry.AttackSuccess = map[string]metrics.Ratio{}
 		for _, i := range idx {
 			entry.Poisoned += len(i)
