@@ -461,3 +461,54 @@ func TestKerasConfigAttributeNotString(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// TestKerasConfigStrings: model_config stored as a variable-length string
+// (h5py, Keras 3) and as a fixed-length NULL-padded one (numpy bytes, Keras
+// 2) are both read whole.
+func TestKerasConfigStrings(t *testing.T) {
+	const cfg = `{"class_name": "Sequential", "config": {"name": "tiny", "layers": [
+	 {"class_name": "Conv2D", "config": {"name": "conv", "batch_input_shape": [null, 4, 4, 1], "filters": 2, "kernel_size": [2, 2], "activation": "relu"}},
+	 {"class_name": "Flatten", "config": {"name": "flat"}},
+	 {"class_name": "Dense", "config": {"name": "out", "units": 3, "activation": "softmax"}}]}}`
+	file := filepath.Join(t.TempDir(), "full.h5")
+	sets := tinySets()
+	for i := range sets {
+		sets[i].path = "/model_weights" + sets[i].path
+	}
+	writeKerasH5(t, file, sets)
+	f, err := hdf5.OpenFile(file, hdf5.F_ACC_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := f.OpenGroup("/")
+	sp, _ := hdf5.CreateDataspace(hdf5.S_SCALAR)
+	a, err := root.CreateAttribute("model_config", hdf5.T_GO_STRING, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Write(&[]string{cfg}[0], hdf5.T_GO_STRING); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	sp.Close()
+	root.Close()
+	f.Close()
+	check := func(what string) {
+		t.Helper()
+		kf, err := tfmodels.ReadKerasH5(file, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !kf.FullModel || kf.Architecture.Name != "tiny" || len(kf.Architecture.Layers) != 4 || len(kf.Weights) != 4 {
+			t.Errorf("%s: read %+v", what, kf)
+		}
+	}
+	check("variable length")
+	if _, err := pyoracle.Python(); err != nil {
+		t.Skip(err)
+	}
+	if err := pyoracle.Run(nil, "hostile_h5.py", file, "fixed-string", "model_config"); err != nil {
+		t.Fatal(err)
+	}
+	check("fixed length")
+}

@@ -48,6 +48,8 @@ package h5
 //     if (vlen < 0) goto done;
 //     mtype = H5Tcopy(H5T_C_S1);
 //     if (mtype < 0) goto done;
+//     H5T_cset_t cset = H5Tget_cset(ftype);
+//     if (cset >= 0 && H5Tset_cset(mtype, cset) < 0) goto done;
 //     if (vlen) {
 //         char *s = NULL;
 //         if (H5Tset_size(mtype, H5T_VARIABLE) < 0) goto done;
@@ -62,7 +64,10 @@ package h5
 //         size_t size = H5Tget_size(ftype);
 //         if (size == 0) goto done;
 //         if (size > max) { ret = -4; goto done; }
-//         if (H5Tset_size(mtype, size) < 0) goto done;
+//         // NULLPAD in memory: all size bytes are kept (a NULLTERM memory
+//         // type would give the last one to the terminator); calloc's extra
+//         // byte ends the string.
+//         if (H5Tset_size(mtype, size) < 0 || H5Tset_strpad(mtype, H5T_STR_NULLPAD) < 0) goto done;
 //         *out = calloc(size + 1, 1);
 //         if (*out == NULL) goto done;
 //         if (H5Aread(attr, mtype, *out) < 0) { free(*out); *out = NULL; goto done; }

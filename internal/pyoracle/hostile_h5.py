@@ -3,6 +3,9 @@ bindings cannot, to make hostile inputs.
 
 usage: hostile_h5.py <file.h5> float16 <dataset>   rewrite the dataset as float16
        hostile_h5.py <file.h5> cycle <group>       add a hard link <group>/loop -> <group>
+       hostile_h5.py <file.h5> fixed-string <attr> rewrite the root's string attribute as
+                                                   numpy bytes (fixed length, NULL-padded,
+                                                   as Keras 2 wrote model_config)
 
 Prints {"ok": true}."""
 import json
@@ -19,6 +22,12 @@ with h5py.File(path, "r+") as f:
         f.create_dataset(target, data=values.astype(np.float16))
     elif kind == "cycle":
         f[target + "/loop"] = f[target]
+    elif kind == "fixed-string":
+        value = f.attrs[target]
+        if isinstance(value, str):
+            value = value.encode("utf8")
+        del f.attrs[target]
+        f.attrs[target] = np.bytes_(value)
     else:
         sys.exit("unknown kind " + kind)
 print(json.dumps({"ok": True}))
