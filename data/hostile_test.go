@@ -15,6 +15,7 @@ import (
 	"gonum.org/v1/hdf5"
 
 	"github.com/bbd-workbench/bbd/data"
+	"github.com/bbd-workbench/bbd/internal/pyoracle"
 )
 
 // allocated runs f and returns the bytes it allocated.
@@ -222,5 +223,25 @@ func TestWriteH5OverwriteOnlyHDF5(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
 		t.Errorf("left in the folder: %v", ents)
+	}
+}
+
+// TestH5LinksNotFollowed: a "data" dataset that is a soft or external link
+// (to anywhere on the defender's disk) is refused, not followed.
+func TestH5LinksNotFollowed(t *testing.T) {
+	if _, err := pyoracle.Python(); err != nil {
+		t.Skip(err)
+	}
+	imgs, _ := data.NewImages(2, 3, 4, 3)
+	for _, kind := range []string{"soft", "external"} {
+		p := filepath.Join(t.TempDir(), kind+".h5")
+		if err := data.WriteH5(p, imgs, data.H5WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := pyoracle.Run(nil, "hostile_h5.py", p, kind, "data"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := data.OpenH5(p)
+		wantErr(t, err, data.ErrFormat, p, `"data" is a soft or external link`)
 	}
 }

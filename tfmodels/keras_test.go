@@ -430,6 +430,26 @@ func TestKerasHardLinkCycle(t *testing.T) {
 	}
 }
 
+// TestKerasLinksNotFollowed: a soft or external link in a layer group (which
+// could lead anywhere on the defender's disk, or in circles) is an error
+// naming it.
+func TestKerasLinksNotFollowed(t *testing.T) {
+	if _, err := pyoracle.Python(); err != nil {
+		t.Skip(err)
+	}
+	for _, kind := range []string{"soft", "external"} {
+		file := filepath.Join(t.TempDir(), kind+".h5")
+		writeKerasH5(t, file, tinySets())
+		if err := pyoracle.Run(nil, "hostile_h5.py", file, kind, "/out/out/elsewhere"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := readTiny(t, file)
+		if err == nil || !strings.Contains(err.Error(), "/out/out/elsewhere") || !strings.Contains(err.Error(), "hard links only") {
+			t.Errorf("%s link: got %v", kind, err)
+		}
+	}
+}
+
 // TestKerasConfigAttributeNotString: a model_config attribute that is not one
 // string (here 1000 int32) is an error, not a read into a too small buffer.
 func TestKerasConfigAttributeNotString(t *testing.T) {
