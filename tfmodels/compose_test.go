@@ -229,3 +229,13 @@ func checkMasked(t *testing.T, m *tfmodels.Model, ex interface {
 		t.Error("conv_4's unmasked channels are all zero too")
 	}
 }
+
+// TestLabelsNoClasses: no classes give no labels (it once divided by zero).
+func TestLabelsNoClasses(t *testing.T) {
+	if got := tfmodels.Labels([]float32{0.2, 0.8}, 0); got != nil {
+		t.Errorf("Labels(p, 0) = %v, want nil", got)
+	}
+	if got := tfmodels.Labels([]float32{0.2, 0.8, 0.9, 0.1}, 2); !slices.Equal(got, []int{1, 0}) {
+		t.Errorf("Labels = %v, want [1 0]", got)
+	}
+}

@@ -1,6 +1,8 @@
 package zoo
 
 import (
+	"github.com/bbd-workbench/bbd/internal/safefs"
+
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -249,9 +251,11 @@ func (m *Manifest) Attacks(badnet string) ([]Attack, error) {
 	return nil, fmt.Errorf("zoo manifest: no BadNet %q", badnet)
 }
 
-// Build trains the zoo into dir (which must not exist unless
-// cfg.Overwrite). Everything is written in a temporary sibling folder renamed
-// into place at the end.
+// Build trains the zoo into dir (which must not exist unless cfg.Overwrite,
+// and then must be a zoo: a folder with manifest.json). Everything is written
+// in a temporary sibling folder that replaces dir in one atomic step at the
+// end (internal/safefs), so a failed or killed build leaves the old zoo, or
+// nothing, in place.
 func Build(dir string, cfg Config) (man *Manifest, err error) {
 	cfg = cfg.withDefaults()
 	logf := func(format string, args ...interface{}) {
@@ -259,18 +263,18 @@ func Build(dir string, cfg Config) (man *Manifest, err error) {
 			fmt.Fprintf(cfg.Log, format+"\n", args...)
 		}
 	}
-	if _, err := os.Stat(dir); err == nil && !cfg.Overwrite {
-		return nil, fmt.Errorf("zoo %s: destination exists (remove it or ask for overwrite)", dir)
+	if err := safefs.Check(dir, cfg.Overwrite, isZoo); err != nil {
+		return nil, fmt.Errorf("zoo %s: %w", dir, err)
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	staging, err := safefs.NewTemp(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer staging.Close()
+	tmp := staging.Dir
 
 	specs, err := Specs(cfg.Seed)
 	if err != nil {
@@ -324,15 +328,18 @@ func Build(dir string, cfg Config) (man *Manifest, err error) {
 	if err := os.WriteFile(filepath.Join(tmp, "manifest.json"), raw, 0o644); err != nil {
 		return nil, err
 	}
-	if cfg.Overwrite {
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, err
+	if err := staging.CommitDir(cfg.Overwrite, isZoo); err != nil {
+		return nil, fmt.Errorf("zoo %s: %w", dir, err)
 	}
 	return man, nil
+}
+
+// isZoo accepts a folder holding manifest.json: what --overwrite may replace.
+func isZoo(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
+		return fmt.Errorf("%s is not a zoo (no manifest.json)", dir)
+	}
+	return nil
 }
 
 // fashionMNISTSource names the files data.LoadFashionMNIST reads from dir:

@@ -2,6 +2,7 @@ package zoo_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -262,3 +263,34 @@ func checkManifestJSON(t *testing.T, raw []byte) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// TestBuildRefusesNonZoo: --overwrite replaces only a zoo (a folder with
+// manifest.json); a file or another folder is refused, untouched, before any
+// training starts.
+func TestBuildRefusesNonZoo(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "notes.txt")
+	if err := os.WriteFile(file, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(tmp, "photos")
+	if err := os.MkdirAll(filepath.Join(folder, "2026"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{file, folder} {
+		cfg := zoo.ReducedConfig()
+		cfg.Overwrite = true
+		if _, err := zoo.Build(dst, cfg); !errors.Is(err, data.ErrExists) {
+			t.Errorf("Build over %s: %v, want ErrExists", dst, err)
+		}
+	}
+	if raw, err := os.ReadFile(file); err != nil || string(raw) != "keep me" {
+		t.Errorf("the file was changed: %q, %v", raw, err)
+	}
+	if _, err := os.Stat(filepath.Join(folder, "2026")); err != nil {
+		t.Errorf("the folder was changed: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}

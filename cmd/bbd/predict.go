@@ -27,6 +27,9 @@ type source struct {
 	h5   *data.H5Reader
 	n    int
 	acc  metrics.Ratio // over the source's labelled images
+	// beyond counts true labels the model cannot output (>= its classes,
+	// or > N for a BBD model), counted as wrong; maxBeyond is the largest.
+	beyond, maxBeyond int
 }
 
 // prediction is one line of predict's --json output.
@@ -160,8 +163,16 @@ func runPredict(c *cmdEnv, args []string) error {
 				labels = tfmodels.Labels(probs, m.NumClasses)
 			}
 			truths := make([]int, n) // -1: unlabelled
+			outputs := m.NumClasses // labels the model can give
+			if labelModel {
+				outputs++ // N, poisoned
+			}
 			for i := range truths {
 				truths[i] = imgs.Label(i)
+				if truths[i] >= outputs {
+					s.beyond++
+					s.maxBeyond = max(s.maxBeyond, truths[i])
+				}
 			}
 			// A BBD model's label N ("poisoned") is right only where the true
 			// label is N.
@@ -204,6 +215,12 @@ func runPredict(c *cmdEnv, args []string) error {
 		}
 	}
 	bar.Finish()
+	for _, s := range sources {
+		if s.beyond > 0 {
+			fmt.Fprintf(c.stderr, "bbd: warning: input %s: %d true labels are beyond the model's %d classes (largest %d): counted as wrong\n",
+				s.arg, s.beyond, m.NumClasses, s.maxBeyond)
+		}
+	}
 	for _, s := range sources {
 		ss := sourceSummary{Source: s.arg, Images: s.n, Labelled: s.acc.Total, Correct: s.acc.Hits}
 		if s.acc.Total > 0 {

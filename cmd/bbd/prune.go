@@ -293,19 +293,15 @@ func parseFractions(s string) ([]float64, error) {
 	return out, nil
 }
 
-// checkFileDestination refuses an existing file unless overwrite (and never
-// replaces a folder), before any long work starts.
+// checkFileDestination refuses an existing path unless overwrite, and then
+// replaces only a regular file; called before any long work starts.
 func checkFileDestination(path string, overwrite bool) error {
-	st, err := os.Lstat(path)
-	switch {
-	case os.IsNotExist(err):
-		return nil
-	case err != nil:
-		return err
-	case !overwrite:
-		return fmt.Errorf("%s: %w (remove it or pass --overwrite)", path, exporter.ErrExists)
-	case !st.Mode().IsRegular():
-		return fmt.Errorf("%s: %w and is not a regular file: not replaced", path, exporter.ErrExists)
+	return safefs.Check(path, overwrite, isRegularFile)
+}
+
+func isRegularFile(path string) error {
+	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
 	}
 	return nil
 }
@@ -324,5 +320,5 @@ func writeFileAtomic(path string, content []byte, overwrite bool) error {
 	if err := os.WriteFile(filepath.Join(t.Dir, "content"), content, 0o644); err != nil {
 		return err
 	}
-	return t.CommitFile("content", overwrite, func(dst string) error { return checkFileDestination(dst, true) })
+	return t.CommitFile("content", overwrite, isRegularFile)
 }
