@@ -163,7 +163,7 @@ func runPredict(c *cmdEnv, args []string) error {
 				labels = tfmodels.Labels(probs, m.NumClasses)
 			}
 			truths := make([]int, n) // -1: unlabelled
-			outputs := m.NumClasses // labels the model can give
+			outputs := m.NumClasses  // labels the model can give
 			if labelModel {
 				outputs++ // N, poisoned
 			}
