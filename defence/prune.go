@@ -59,7 +59,8 @@ type FinePruneConfig struct {
 	// whose fine-tuned accuracy on the held-out clean data is at most this
 	// far below the unpruned model's is chosen (more pruning removes more of
 	// the backdoor, and a defender has no poisoned data to measure it).
-	// Zero: 0.02.
+	// Zero: 0.03, the clean-accuracy cost bbd accepts for a repair (3
+	// points).
 	MaxAccuracyDrop float64
 	// FineTune trains the pruned model on the clean data (minus the held-out
 	// part). Zero fields: SGD, learning rate 1e-3, momentum 0.9, 20 epochs,
@@ -108,7 +109,7 @@ func (c *FinePruneConfig) fill() {
 		c.HoldOut = 0.2
 	}
 	if c.MaxAccuracyDrop == 0 {
-		c.MaxAccuracyDrop = 0.02
+		c.MaxAccuracyDrop = 0.03
 	}
 	ft := &c.FineTune
 	if c.Method == PruneWeight {

@@ -76,7 +76,7 @@ func TestFinePruneUnits(t *testing.T) {
 		t.Errorf("progress stages %v, want %v", stages, want)
 	}
 	// The rule: the largest fraction within the budget.
-	floor := r.Original.HoldOutAccuracy - 0.02
+	floor := r.Original.HoldOutAccuracy - defence.DefaultFinePruneConfig(defence.PruneUnit).MaxAccuracyDrop
 	want := -1.0
 	for _, p := range r.Sweep {
 		if p.FineTuned.HoldOutAccuracy >= floor {

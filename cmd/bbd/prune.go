@@ -71,7 +71,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	batch := fs.Int("batch", 0, "fine-tuning batch size (default 64; weight: 128)")
 	lr := fs.Float64("lr", 0, "fine-tuning learning rate (default 1e-3)")
 	holdout := fs.Float64("holdout", 0, "share of the clean data held out from fine-tuning for the choice (default 0.2)")
-	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.02)")
+	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.03)")
 	seed := fs.Uint64("seed", 1, "seed of the held-out split and the fine-tuning shuffles")
 	out := fs.String("out", "", "the repaired SavedModel to write (its report goes to <out>.report.json)")
 	overwrite := fs.Bool("overwrite", false, "replace an existing --out SavedModel and report")
