@@ -89,6 +89,7 @@ var commands = []*command{
 		usage: "[--train] [--n 2048] [--batch 128] [--rounds 3] [--model <keras weights .h5>] [--no-python]", run: runBench},
 	{name: "zoo", summary: "train the Fashion-MNIST zoo (four BadNets mirroring the paper's, one clean model)",
 		usage: "build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]", run: runZoo},
+	stripCommand, // cmd/bbd/strip.go
 	{name: "version", summary: "print the versions of bbd and libtensorflow", usage: "[--json]", run: runVersion},
 	{name: "help", summary: "print the commands, or a command's flags and examples", usage: "[command]"}, // run: runHelp, set in help.go
 	{name: "prune", summary: "fine-prune a BadNet (unit, channel or weight pruning, then fine-tuning) and write the repaired model",
