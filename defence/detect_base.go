@@ -19,7 +19,18 @@ const (
 	ThresholdNormal ThresholdRule = "normal"
 	// ThresholdEmpirical takes the empirical FRR-percentile of the clean
 	// scores (metrics.ThresholdAtFRR): at most a share FRR of them is flagged.
-	// Right for discrete scores (SCALE-UP, TeCo) that no normal fits.
+	// Right for discrete scores (SCALE-UP, TeCo) that no normal fits, and
+	// the default of every detector, STRIP included: STRIP's clean mean
+	// entropies are skewed to the right (skewness 0.3 on the zoo's
+	// anonymous_1), so the normal fit puts its FRR-quantile too low: it
+	// flagged 3.4 % of the clean validation images instead of 5 % and let
+	// 23 % of anonymous_1's poisoned test images through, where the empirical
+	// percentile let 13 % through at 4.9 % test FRR. The empirical
+	// percentile meets the target FRR on the calibration data by
+	// construction, whatever the distribution; its only cost is variance
+	// with few clean images (at FRR 0.05, 1,000 images give a standard
+	// error of 0.007 on the rate; the 50 real faces 0.03, where both rules
+	// gave the same decisions but one).
 	ThresholdEmpirical ThresholdRule = "empirical"
 	// ThresholdFixed uses ThresholdConfig.Value as given (the BBD paper's
 	// STRIP thresholds 0.18, 0.25, 0.30 for its three BadNets).
@@ -31,8 +42,8 @@ const (
 const DefaultFRR = 0.05
 
 // ThresholdConfig chooses a detector's threshold. The zero value is the
-// detector's default rule (STRIP: ThresholdNormal; SCALE-UP and TeCo:
-// ThresholdEmpirical) at FRR DefaultFRR.
+// detector's default rule (ThresholdEmpirical for STRIP, SCALE-UP and TeCo)
+// at FRR DefaultFRR.
 type ThresholdConfig struct {
 	Rule ThresholdRule `json:"rule"`
 	// FRR is the target false rejection rate on clean inputs, in (0, 1);

@@ -6,6 +6,8 @@ import (
 	"math"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
+	pb "github.com/galeone/tensorflow/tensorflow/go/core/protobuf/for_core_protos_go_proto"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
@@ -95,7 +97,11 @@ func newCopyGraph(scope string, m *tfmodels.Model, images int, transform transfo
 			return nil, err
 		}
 		cg.probs = net.Probabilities
-		cg.own, err = tfmodels.NewModel(cg.g, input, []*tfmodels.Net{net}, tfmodels.ModelOptions{})
+		so, err := noRemapperSession()
+		if err != nil {
+			return nil, err
+		}
+		cg.own, err = tfmodels.NewModel(cg.g, input, []*tfmodels.Net{net}, tfmodels.ModelOptions{Session: so})
 		if err != nil {
 			return nil, err
 		}
@@ -113,6 +119,29 @@ func newCopyGraph(scope string, m *tfmodels.Model, images int, transform transfo
 		return nil, err
 	}
 	return cg, nil
+}
+
+// noRemapperSession returns session options with Grappler's remapper off,
+// for the white-box copy graphs.
+//
+// Why: with libtensorflow 2.21's oneDNN optimizations (on by default on
+// x86), the remapper mis-fuses DeepID's fc_2 MatMul + BiasAdd + add_1 AddV2 +
+// activation_1 Relu whenever the net's input is not the placeholder itself
+// but a Reshape or EnsureShape of it (as the detectors' copies are): it
+// leaves a node with an empty op, logs "No registered ” OpKernel ...
+// net/activation_1/Relu", "tfg_optimizer ... Node net/activation_1/Relu has
+// an empty op name" and "remapper failed: NOT_FOUND: Op type not registered
+// ”", and Grappler then discards the whole remapper pass. So the remapper
+// never applied to these graphs anyway; turning it off changes no result
+// and no fusion, and silences the errors. (Reproduced with the frozen net
+// alone: fed by the placeholder it runs silently, fed by EnsureShape(input)
+// it logs the errors; TF_ENABLE_ONEDNN_OPTS=0 silences them too.)
+func noRemapperSession() (*tf.SessionOptions, error) {
+	cfg, err := proto.Marshal(&pb.ConfigProto{GraphOptions: &pb.GraphOptions{RewriteOptions: &pb.RewriterConfig{Remapping: pb.RewriterConfig_OFF}}})
+	if err != nil {
+		return nil, err
+	}
+	return &tf.SessionOptions{Config: cfg}, nil
 }
 
 // open opens the session of a black-box copy graph, once every op is added.

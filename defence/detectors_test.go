@@ -129,10 +129,11 @@ func testDetectors(t *testing.T, dir string) {
 	fd, _ := metrics.Detect(fixed.Flags, truth)
 	auroc, _ := metrics.AUROC(fixed.Scores, truth, metrics.LowerPoisoned)
 	t.Logf("STRIP M=50: threshold %.4f, FRR %v, FAR %v, AUROC %.3f", fixed.Threshold, fd.FRR(), fd.FAR(), auroc)
-	// The reduced zoo's BadNet (3 epochs on 8,000 images) is far weaker a
-	// STRIP case than the full zoo's (AUROC 0.98 there, README): the test
+	// The reduced zoo's BadNet (3 epochs on 8,000 images) is a weaker STRIP
+	// case than the full zoo's (AUROC >= 0.99 there, README; 0.91 measured
+	// here with the default light blend, 0.67 with pixel sums): the test
 	// asserts separation the right way round, not the full zoo's figures.
-	if auroc < 0.6 || fd.FRR().Value() > 0.15 {
+	if auroc < 0.8 || fd.FRR().Value() > 0.15 {
 		t.Errorf("STRIP on the reduced zoo: AUROC %.3f, FRR %v, FAR %v", auroc, fd.FRR(), fd.FAR())
 	}
 	ad, err := s.DetectAdaptive(ctx, xs, x.Len())

@@ -86,8 +86,10 @@ func stripSeparation(t testing.TB, s *defence.STRIP, clean, poisoned *data.Image
 // TestSTRIPRealFaces: on the real CSAW BadNets with the real faces (clean
 // faces as the pool and the clean inputs), STRIP's scores separate clean from
 // triggered faces the right way round (triggered = lower entropy), for the
-// sunglasses BadNet and for every trigger of the multi-trigger one, with pixel
-// sums and with a 0.5 blend.
+// sunglasses BadNet and for every trigger of the multi-trigger one, with the
+// default light blend (0.15), and with pixel sums and a 0.5 blend.
+// (Measured, M = 100: AUROC 0.966, 0.945, 0.940, 1.000 with the default;
+// sums 0.994 and 0.862 for sunglasses and eyebrows; README.)
 func TestSTRIPRealFaces(t *testing.T) {
 	clean := stripFaces(t, "clean")
 	cases := []struct {
@@ -96,10 +98,12 @@ func TestSTRIPRealFaces(t *testing.T) {
 		min            float64
 	}{
 		{"sunglasses_bd_weights.h5", "sunglasses", defence.STRIPConfig{}, 0.9},
-		{"multi_trigger_multi_target_bd_weights.h5", "multi-eyebrows", defence.STRIPConfig{}, 0.75},
-		{"multi_trigger_multi_target_bd_weights.h5", "multi-eyebrows", defence.STRIPConfig{Overlay: defence.OverlayBlend}, 0.9},
-		{"multi_trigger_multi_target_bd_weights.h5", "multi-lipstick", defence.STRIPConfig{}, 0.75},
-		{"multi_trigger_multi_target_bd_weights.h5", "multi-sunglasses", defence.STRIPConfig{}, 0.75},
+		{"sunglasses_bd_weights.h5", "sunglasses", defence.STRIPConfig{Overlay: defence.OverlaySum}, 0.95},
+		{"multi_trigger_multi_target_bd_weights.h5", "multi-eyebrows", defence.STRIPConfig{}, 0.9},
+		{"multi_trigger_multi_target_bd_weights.h5", "multi-eyebrows", defence.STRIPConfig{Overlay: defence.OverlaySum}, 0.75},
+		{"multi_trigger_multi_target_bd_weights.h5", "multi-eyebrows", defence.STRIPConfig{Overlay: defence.OverlayBlend, Alpha: 0.5}, 0.9},
+		{"multi_trigger_multi_target_bd_weights.h5", "multi-lipstick", defence.STRIPConfig{}, 0.85},
+		{"multi_trigger_multi_target_bd_weights.h5", "multi-sunglasses", defence.STRIPConfig{}, 0.95},
 	}
 	models := map[string]*tfmodels.Model{}
 	for _, c := range cases {
@@ -172,8 +176,9 @@ func TestSTRIPMatchesPython(t *testing.T) {
 		t.Fatal("a Keras SavedModel loaded white-box")
 	}
 	for _, cfg := range []defence.STRIPConfig{
-		{Overlays: 20, Seed: 7},
+		{Overlays: 20, Seed: 7, Overlay: defence.OverlaySum},
 		{Overlays: 20, Seed: 8, Overlay: defence.OverlayBlend, Alpha: 0.3, Entropy: defence.Bits},
+		{Overlays: 20, Seed: 9},
 	} {
 		s, err := defence.NewSTRIP(m, clean, cfg)
 		if err != nil {
@@ -230,7 +235,7 @@ func TestSTRIPMatchesPython(t *testing.T) {
 
 func TestSTRIPConfig(t *testing.T) {
 	def := defence.DefaultSTRIPConfig()
-	if def.Overlays != 100 || def.Overlay != defence.OverlaySum || def.Entropy != defence.Nats || def.Threshold.Rule != defence.ThresholdNormal || def.Threshold.FRR != 0.05 || def.Round != 10 || def.Confidence != 0.95 {
+	if def.Overlays != 100 || def.Overlay != defence.OverlayBlend || def.Alpha != 0.15 || def.Entropy != defence.Nats || def.Threshold.Rule != defence.ThresholdEmpirical || def.Threshold.FRR != 0.05 || def.Round != 10 || def.FirstLook != 20 || def.Confidence != 0.95 {
 		t.Errorf("defaults %+v", def)
 	}
 	if err := def.Validate(); err != nil {
@@ -240,12 +245,13 @@ func TestSTRIPConfig(t *testing.T) {
 		{Overlays: -1},
 		{Overlay: "multiply"},
 		{Overlay: defence.OverlayBlend, Alpha: 1.5},
-		{Alpha: 0.5},
+		{Overlay: defence.OverlaySum, Alpha: 0.5},
 		{Entropy: "decibels"},
 		{Threshold: defence.ThresholdConfig{FRR: 1}},
 		{Threshold: defence.ThresholdConfig{Rule: "median"}},
 		{Threshold: defence.ThresholdConfig{Rule: defence.ThresholdFixed, Value: math.NaN()}},
 		{Overlays: 10, Round: 11},
+		{Overlays: 10, FirstLook: 11},
 		{Confidence: 1},
 		{BatchSize: -5},
 	} {

@@ -50,6 +50,9 @@ func runBench(c *cmdEnv, args []string) error {
 	train := c.flags.Bool("train", false, "time training (one epoch, Go Train vs Keras fit) instead of inference")
 	prune := c.flags.String("prune", "", "time a whole fine-pruning sweep of this white-box model (a zoo BadNet folder) instead, beside Keras fit")
 	clean := c.flags.String("clean", "", "with --prune: the clean data (default: data/clean_validation_data.h5 beside the model's folder)")
+	strip := c.flags.Bool("strip", false, "time STRIP (overlaid images scored per second) against plain inference, in Go and Python, instead")
+	stripInputs := c.flags.Int("inputs", 40, "with --strip: STRIP inputs per pass (the faces repeated)")
+	stripOverlays := c.flags.Int("overlays", 100, "with --strip: overlays per input (M)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -92,6 +95,9 @@ func runBench(c *cmdEnv, args []string) error {
 	}
 	if _, err := checkModelPath(*model); err != nil {
 		return err
+	}
+	if *strip {
+		return benchStrip(c.stdout, *model, imgs, *stripInputs, *stripOverlays, *batch, *runs, *rounds, sess, *noPython)
 	}
 	if *train {
 		return benchTrain(c.stdout, *model, imgs, *n, *batch, *runs, *rounds, sess, *noPython)

@@ -3,31 +3,40 @@ package main
 // bbd strip: black-box input detectors (STRIP, SCALE-UP, TeCo).
 //
 //	bbd strip --model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100]
-//	          [--blend ALPHA] [--bits] [--seed 1] [--frr 0.05 [--rule normal|empirical] | --threshold T]
+//	          [--blend 0.15 | --sum] [--bits] [--seed 1] [--frr 0.05 [--rule normal|empirical] | --threshold T]
 //	          [--calibrate X]... [--adaptive] [--clean X]... [--poisoned Y]... [--limit N]
 //	          [--json] [--quiet] [--export DIR [--overwrite]] [INPUT...]
+//
+// STRIP superimposes by a light blend, 0.85 x + 0.15 o, by default (see
+// defence.DefaultBlendAlpha for why); --sum gives STRIP's paper's pixel sum
+// (the one the paper's fixed thresholds 0.18 / 0.25 / 0.30 are for).
 //
 // --pool is the defender's clean data (an HDF5 file in the competition format
 // or a folder of images): STRIP draws its overlays from it, and, unless
 // --calibrate names other clean data, the threshold is chosen from its scores
-// at --frr (STRIP's normal rule by default; --rule empirical for the
-// empirical percentile; SCALE-UP and TeCo always use the empirical one, their
-// scores being discrete). --threshold T fixes the threshold instead (STRIP
+// at --frr (the empirical FRR-percentile of the clean scores by default;
+// --rule normal for STRIP's paper's rule, the FRR-quantile of a normal fitted
+// to them; SCALE-UP and TeCo always use the empirical one, their scores being
+// discrete). --threshold T fixes the threshold instead (STRIP
 // only). Inputs: --clean and --poisoned sets (repeatable) are labelled, and
 // give FRR, FAR and AUROC; positional inputs are scored unlabelled. Output:
 // per input "<name>\t<set>\t<score>\t<label>\t<clean|poisoned>" (the label is
 // the model's; --quiet drops these lines), then the method, threshold, FRR,
 // FAR and AUROC lines. --method all scores the same inputs with the three
-// detectors and prints a table. --json prints one document: threshold, frr,
-// far, auroc, scores (one per input, in order), inputs (name, set, label,
-// decision), histograms (the data of the BBD paper's Figure 3) and, with
-// --method all, "methods". --export DIR writes STRIP's filter SavedModel
+// detectors and prints a table. --adaptive runs adaptive STRIP and, for
+// comparison, fixed-M STRIP on the same inputs (mean overlays per input in
+// the method column). With several --poisoned sets, FAR and AUROC are also
+// given per set ("poisoned_sets" in JSON). --json prints one document:
+// threshold, frr, far, auroc, scores (one per input, in order), inputs
+// (name, set, label, decision), histograms (the data of the BBD paper's
+// Figure 3) and, with --method all or --adaptive, "methods". --export DIR writes STRIP's filter SavedModel
 // (label, or N = the number of classes for "poisoned").
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"strings"
@@ -42,7 +51,7 @@ import (
 )
 
 var stripCommand = &command{name: "strip", summary: "flag poisoned inputs with STRIP (or SCALE-UP, TeCo): scores, FRR, FAR, AUROC, filter export",
-	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend A] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--json] [--export DIR] [INPUT...]",
+	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --sum] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--json] [--export DIR] [INPUT...]",
 	run:   runStrip}
 
 // listFlag is a repeatable string flag.
@@ -71,6 +80,16 @@ type methodResult struct {
 	Flags     []bool          `json:"-"`
 	Overlays  *float64        `json:"mean_overlays,omitempty"`
 	Hist      *stripHistogram `json:"histograms,omitempty"`
+	// Sets has FAR and AUROC per --poisoned set (AUROC against all clean
+	// inputs) when there are several.
+	Sets []setFigures `json:"poisoned_sets,omitempty"`
+}
+
+// setFigures is one --poisoned set's FAR and AUROC.
+type setFigures struct {
+	Set   string         `json:"set"`
+	FAR   *metrics.Ratio `json:"far"`
+	AUROC *float64       `json:"auroc,omitempty"`
 }
 
 type stripHistogram struct {
@@ -93,13 +112,14 @@ func runStrip(c *cmdEnv, args []string) error {
 	pool := fl.String("pool", "", "clean data: STRIP's overlay pool and, without --calibrate, the threshold's clean scores (HDF5 file or image folder; required)")
 	method := fl.String("method", "strip", "detector: strip, scaleup, teco, or all (one table)")
 	overlays := fl.Int("overlays", 100, "STRIP: overlays per input (M)")
-	blend := fl.Float64("blend", 0, "STRIP: blend overlays with this weight, (1-A) x + A o; 0: pixel sum x + o, no clipping")
+	blend := fl.Float64("blend", defence.DefaultBlendAlpha, "STRIP: the overlay's weight A of the blend (1-A) x + A o")
+	sum := fl.Bool("sum", false, "STRIP: superimpose by pixel sum x + o, no clipping (STRIP's paper and the BBD notebooks; the paper's fixed thresholds) instead of the blend")
 	bits := fl.Bool("bits", false, "STRIP: entropy in bits (default nats)")
 	seed := fl.Uint64("seed", 1, "seed of the overlay draw and of TeCo's noise")
 	frr := fl.Float64("frr", defence.DefaultFRR, "target false rejection rate of the threshold chosen from clean data")
-	rule := fl.String("rule", "", "threshold rule from clean scores: normal (STRIP's, the default for STRIP) or empirical")
+	rule := fl.String("rule", "", "threshold rule from clean scores: empirical (the FRR-percentile, the default) or normal (STRIP's paper: a normal fitted to them)")
 	threshold := fl.Float64("threshold", math.NaN(), "STRIP: a fixed threshold (e.g. the paper's 0.18) instead of one from clean data")
-	adaptive := fl.Bool("adaptive", false, "adaptive STRIP: overlays in rounds of 10, stopping early for clear inputs")
+	adaptive := fl.Bool("adaptive", false, "adaptive STRIP: overlays in rounds of 10, stopping early for clear inputs; prints fixed-M STRIP on the same inputs too")
 	var calibrate, clean, poisoned listFlag
 	fl.Var(&calibrate, "calibrate", "clean data the threshold is chosen from (repeatable; default: --pool)")
 	fl.Var(&clean, "clean", "labelled clean inputs (HDF5 file or image folder; repeatable)")
@@ -134,8 +154,14 @@ func runStrip(c *cmdEnv, args []string) error {
 		th = defence.ThresholdConfig{Rule: defence.ThresholdFixed, Value: *threshold}
 	}
 	cfg := defence.STRIPConfig{Overlays: *overlays, Seed: *seed, Threshold: th, BatchSize: *batch, Adaptive: *adaptive}
-	if *blend != 0 {
-		cfg.Overlay, cfg.Alpha = defence.OverlayBlend, *blend
+	cfg.Overlay, cfg.Alpha = defence.OverlayBlend, *blend
+	if *sum {
+		blendSet := false
+		fl.Visit(func(f *flag.Flag) { blendSet = blendSet || f.Name == "blend" })
+		if blendSet {
+			return usagef("--sum and --blend exclude each other")
+		}
+		cfg.Overlay, cfg.Alpha = defence.OverlaySum, 0
 	}
 	if *bits {
 		cfg.Entropy = defence.Bits
@@ -211,7 +237,7 @@ func runStrip(c *cmdEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		results = append(results, r)
+		results = append(results, r...)
 	}
 	return printStrip(c, results, sets, *asJSON, *quiet)
 }
@@ -237,7 +263,10 @@ type detectorOf interface {
 	Close() error
 }
 
-func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *data.Images, sets []*stripSet, cfg defence.STRIPConfig, seed uint64, batch int, export string, overwrite bool) (*methodResult, error) {
+// runDetector runs one detector on the inputs; with --adaptive, STRIP's
+// result is the adaptive one followed by fixed-M STRIP's on the same inputs,
+// for comparison.
+func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *data.Images, sets []*stripSet, cfg defence.STRIPConfig, seed uint64, batch int, export string, overwrite bool) ([]*methodResult, error) {
 	var bar *progress.Bar
 	done := int64(0)
 	prog := func(d, total int) {
@@ -256,7 +285,7 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 		s, err = defence.NewSTRIP(m, pool, cfg)
 		d = s
 		if rule == "" {
-			rule = string(defence.ThresholdNormal)
+			rule = string(defence.ThresholdEmpirical)
 		}
 	case "scaleup":
 		th := cfg.Threshold
@@ -300,6 +329,7 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 	}
 	t, _ := d.Threshold()
 	r := &methodResult{Method: name, Threshold: t, Rule: rule}
+	results := []*methodResult{r}
 	if inputs != nil {
 		if s != nil && cfg.Adaptive {
 			x, err := inputs.Float32(0, inputs.Len())
@@ -320,6 +350,19 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 			}
 			avg := float64(total) / float64(len(det.Queries))
 			r.Overlays = &avg
+			fixed := &methodResult{Method: name, Threshold: t, Rule: rule}
+			if fixed.Scores, fixed.Labels, err = score("inputs (fixed M)", inputs); err != nil {
+				return nil, err
+			}
+			if fixed.Flags, err = d.Flags(fixed.Scores); err != nil {
+				return nil, err
+			}
+			full := float64(cfg.Overlays)
+			fixed.Overlays = &full
+			if err := fixed.figures(sets, d.Direction()); err != nil {
+				return nil, err
+			}
+			results = append(results, fixed)
 		} else {
 			if r.Scores, r.Labels, err = score("inputs", inputs); err != nil {
 				return nil, err
@@ -337,15 +380,23 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 			return nil, err
 		}
 	}
-	return r, nil
+	return results, nil
 }
 
 // figures computes FRR, FAR, AUROC and the histograms over the labelled sets.
 func (r *methodResult) figures(sets []*stripSet, dir metrics.Direction) error {
 	var scores, cleanS, poisS []float64
 	var flags, truth []bool
+	type span struct {
+		arg        string
+		start, end int
+	}
+	var poisSets []span
 	i := 0
 	for _, s := range sets {
+		if s.kind == "poisoned" {
+			poisSets = append(poisSets, span{s.src.arg, i, i + s.imgs.Len()})
+		}
 		for j := 0; j < s.imgs.Len(); j, i = j+1, i+1 {
 			if s.kind == "input" {
 				continue
@@ -380,6 +431,27 @@ func (r *methodResult) figures(sets []*stripSet, dir metrics.Direction) error {
 		}
 		r.AUROC = &a
 	}
+	if len(poisSets) > 1 && det.Clean() > 0 {
+		for _, ps := range poisSets {
+			var sc []float64
+			var fl, tr []bool
+			for k := range r.Scores {
+				if in := k >= ps.start && k < ps.end; in || isClean(sets, k) {
+					sc, fl, tr = append(sc, r.Scores[k]), append(fl, r.Flags[k]), append(tr, in)
+				}
+			}
+			d, err := metrics.Detect(fl, tr)
+			if err != nil {
+				return err
+			}
+			far := d.FAR()
+			a, err := metrics.AUROC(sc, tr, dir)
+			if err != nil {
+				return err
+			}
+			r.Sets = append(r.Sets, setFigures{Set: ps.arg, FAR: &far, AUROC: &a})
+		}
+	}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, v := range scores {
 		lo, hi = math.Min(lo, v), math.Max(hi, v)
@@ -397,6 +469,17 @@ func (r *methodResult) figures(sets []*stripSet, dir metrics.Direction) error {
 	}
 	r.Hist = &stripHistogram{Edges: hc.Edges, Clean: hc.Counts, Poisoned: hp.Counts}
 	return nil
+}
+
+// isClean reports whether input k belongs to a --clean set.
+func isClean(sets []*stripSet, k int) bool {
+	for _, s := range sets {
+		if k < s.imgs.Len() {
+			return s.kind == "clean"
+		}
+		k -= s.imgs.Len()
+	}
+	return false
 }
 
 func printStrip(c *cmdEnv, results []*methodResult, sets []*stripSet, asJSON, quiet bool) error {
@@ -446,6 +529,24 @@ func printStrip(c *cmdEnv, results []*methodResult, sets []*stripSet, asJSON, qu
 			name += fmt.Sprintf(" (%.1f overlays/input)", *r.Overlays)
 		}
 		fmt.Fprintf(tw, "%s\t%.6f\t%s\t%s\t%s\t%s\t\n", name, r.Threshold, r.Rule, ratioOrDash(r.FRR), ratioOrDash(r.FAR), floatOrDash(r.AUROC))
+	}
+	if err := tw.Flush(); err != nil || len(r.Sets) == 0 {
+		return err
+	}
+	// FAR and AUROC per poisoned set, each method's threshold.
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	{
+		fmt.Fprintln(tw, "poisoned set\tmethod\tFAR\tAUROC (vs all clean)\t")
+		for _, ps := range r.Sets {
+			for _, r := range results {
+				for _, q := range r.Sets {
+					if q.Set == ps.Set {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", ps.Set, r.Method, ratioOrDash(q.FAR), floatOrDash(q.AUROC))
+					}
+				}
+			}
+		}
 	}
 	return tw.Flush()
 }
