@@ -32,10 +32,14 @@ const (
 	PresetPaper = "paper"
 )
 
-// Scales of the MAD outlier test.
+// Scales and rules of the MAD outlier test (see [CleanseReport.Detect]).
 const (
 	MADLinear = "linear"
 	MADLog    = "log"
+	// MADIterative flags the most anomalous label, takes it out of the
+	// reference and tests again; MADSingle is one pass (the original).
+	MADIterative = "iterative"
+	MADSingle    = "single"
 )
 
 // Cleanse budgets.
@@ -97,26 +101,42 @@ type CleanseConfig struct {
 	// MADThreshold: a label whose norm is below the median is flagged when
 	// its anomaly index exceeds this (2).
 	MADThreshold float64 `json:"mad_threshold"`
-	// MADScale is the scale the outlier test works on: MADLinear (default,
-	// the original code: norms as they are) or MADLog (log norms: the test
-	// then compares ratios of norms, which suits positive, right-skewed
-	// norms and models where several labels are targets, which pull the
-	// median of the plain norms down).
+	// MADScale is the scale the outlier test works on: MADLog (default:
+	// log norms, the test compares ratios of norms, which suits positive,
+	// right-skewed norms) or MADLinear (the original code: norms as they
+	// are). MADRule is MADSingle (default: one pass, as the original) or
+	// MADIterative (flag the most anomalous, take it out of the median and
+	// MAD, test again). The report gives the original rule's result (linear,
+	// single pass) beside the configured one always.
 	MADScale string `json:"mad_scale,omitempty"`
+	MADRule  string `json:"mad_rule,omitempty"`
 	// Labels to scan (nil: every label of the model). A shard of a scan.
 	Labels []int `json:"labels,omitempty"`
 	// Budget is BudgetFull (default) or BudgetFast.
 	Budget string `json:"budget"`
-	// Fast budget: every label first runs ScreenSteps steps (10) with the
+	// Fast budget: every label first runs ScreenSteps steps (4) with the
 	// cost set from the start (visualizer.py's early-detection mode,
 	// reset_cost_to_zero=False); then rounds of successive halving (each round
-	// doubles the steps of the survivors and keeps the better half by the
-	// screen score, at least KeepMin labels, 2 * Slots by default), a fraction
+	// quadruples the steps of the survivors and keeps the best quarter by the
+	// screen score, at least KeepMin labels, Slots by default), a fraction
 	// Explore (0.1) of each round's survivors drawn at random among the
 	// dropped labels (epsilon-greedy, after K-Arm), until MaxSteps.
-	ScreenSteps int     `json:"screen_steps,omitempty"`
-	KeepMin     int     `json:"keep_min,omitempty"`
-	Explore     float64 `json:"explore,omitempty"`
+	// Before that, the forward-only logit screen ([LogitScreen]: ScreenTopK
+	// logits, 0: max(2, min(10, classes / 20)); ScreenPatches random
+	// patches, 0: 64) protects at most Protect labels (0: Slots), optimised
+	// to the end; NoLogitScreen skips it.
+	ScreenTopK    int     `json:"screen_top_k,omitempty"`
+	ScreenPatches int     `json:"screen_patches,omitempty"`
+	Protect       int     `json:"protect,omitempty"`
+	NoLogitScreen bool    `json:"no_logit_screen,omitempty"`
+	ScreenSteps   int     `json:"screen_steps,omitempty"`
+	KeepMin       int     `json:"keep_min,omitempty"`
+	Explore       float64 `json:"explore,omitempty"`
+	// Confirm settles the flags with a second initialisation: each flagged
+	// label is optimised again from other random masks and patterns (full
+	// schedule) and keeps the larger of its two norms; the test then runs
+	// again.
+	Confirm bool `json:"confirm,omitempty"`
 	// Seed of the initial masks and patterns (uniform in [0, 1), drawn per
 	// label from (Seed, label)), of the image order and of the exploration.
 	Seed uint64 `json:"seed"`
@@ -160,8 +180,7 @@ func DefaultCleanseConfig(preset string) CleanseConfig {
 		Slots:              32,
 		MADThreshold:       2,
 		Budget:             BudgetFull,
-		ScreenSteps:        10,
-		KeepMin:            64,
+		ScreenSteps:        4,
 		Explore:            0.1,
 	}
 	switch preset {
@@ -205,12 +224,20 @@ func (c CleanseConfig) withDefaults() CleanseConfig {
 	setI(&c.BatchSize, d.BatchSize)
 	setI(&c.Slots, d.Slots)
 	setF(&c.MADThreshold, d.MADThreshold)
+	if c.MADScale == "" {
+		c.MADScale = MADLog
+	}
+	if c.MADRule == "" {
+		c.MADRule = MADSingle
+	}
 	if c.Budget == "" {
 		c.Budget = d.Budget
 	}
 	setI(&c.ScreenSteps, d.ScreenSteps)
+	setI(&c.ScreenPatches, 64)
+	setI(&c.Protect, c.Slots)
 	if c.KeepMin == 0 {
-		c.KeepMin = 2 * c.Slots
+		c.KeepMin = c.Slots
 	}
 	setF(&c.Explore, d.Explore)
 	return c
@@ -224,6 +251,9 @@ func (c CleanseConfig) Validate() error {
 	}
 	if c.MADScale != "" && c.MADScale != MADLinear && c.MADScale != MADLog {
 		return configError(m, "MADScale", `"linear" or "log"`, fmt.Sprintf("%q", c.MADScale))
+	}
+	if c.MADRule != "" && c.MADRule != MADIterative && c.MADRule != MADSingle {
+		return configError(m, "MADRule", `"iterative" or "single"`, fmt.Sprintf("%q", c.MADRule))
 	}
 	if c.Budget != "" && c.Budget != BudgetFull && c.Budget != BudgetFast {
 		return configError(m, "Budget", `"full" or "fast"`, fmt.Sprintf("%q", c.Budget))
@@ -260,10 +290,14 @@ func (c CleanseConfig) Validate() error {
 		v    int
 	}{{"Patience", c.Patience}, {"EarlyStopPatience", c.EarlyStopPatience}, {"MaxSteps", c.MaxSteps},
 		{"BatchSize", c.BatchSize}, {"StepImages", c.StepImages}, {"Slots", c.Slots},
-		{"ScreenSteps", c.ScreenSteps}, {"KeepMin", c.KeepMin}} {
+		{"ScreenSteps", c.ScreenSteps}, {"KeepMin", c.KeepMin},
+		{"ScreenTopK", c.ScreenTopK}, {"ScreenPatches", c.ScreenPatches}, {"Protect", c.Protect}} {
 		if p.v < 0 {
 			return configError(m, p.name, "non-negative (0: default)", p.v)
 		}
+	}
+	if c.ScreenPatches > 4096 {
+		return configError(m, "ScreenPatches", "at most 4096", c.ScreenPatches)
 	}
 	if c.Slots > 4096 {
 		return configError(m, "Slots", "at most 4096", c.Slots)

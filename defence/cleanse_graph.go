@@ -39,6 +39,8 @@ type cleanseGraph struct {
 	evMask, evPat    tf.Output // float [k, H, W, Cm], [k, H, W, C]
 	evShape, evLabel tf.Output
 	evHits           tf.Output
+	evK              tf.Output // int32 scalar: how many top logits
+	evTopK           tf.Output // int32 [k*B, K]: the labels of the K largest logits
 }
 
 // newCleanseGraph builds the graph for arch with weights (frozen), K slots.
@@ -124,6 +126,10 @@ func newCleanseGraph(arch *tfmodels.Architecture, weights tfmodels.Weights, k in
 		return nil, err
 	}
 	cg.evHits = cg.hitsOf(o, evNet.Logits, cg.evLabel, cg.evShape)
+	cg.evK = o.Placeholder("eval_k", tf.Int32, tf.ScalarShape())
+	if top := o.Operation("TopKV2", map[string]interface{}{"sorted": true}, []tf.Input{evNet.Logits, cg.evK}); top != nil {
+		cg.evTopK = top.Output(1)
+	}
 	if err := o.Err(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package defence
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -136,5 +137,66 @@ func TestParseLabels(t *testing.T) {
 	}
 	if err := (CleanseConfig{CostMultiplier: 0.5}).Validate(); err == nil {
 		t.Error("cost multiplier below 1 accepted")
+	}
+}
+
+// TestMADRules: three small targets among ten labels mask each other on the
+// linear scale (the original rule flags none of them); the log scale flags
+// them; the iterative rule flags what the single pass flags and more only
+// once something is flagged; the original rule is always reported.
+func TestMADRules(t *testing.T) {
+	norms := []float64{21, 24, 44, 130, 150, 160, 170, 180, 400, 600}
+	r := &CleanseReport{}
+	for i, n := range norms {
+		r.Labels = append(r.Labels, CleanseLabel{Label: i, L1: n, Exact: true})
+	}
+	r.Config.MADScale, r.Config.MADRule = MADLinear, MADSingle
+	r.Detect()
+	if len(r.Flagged) != 0 || len(r.Original.Flagged) != 0 {
+		t.Errorf("linear single pass: flagged %v (original %v), want none", r.Flagged, r.Original.Flagged)
+	}
+	r.Config.MADScale = MADLog
+	r.Detect()
+	if !slices.Equal(r.Flagged, []int{0, 1}) && !slices.Equal(r.Flagged, []int{0, 1, 2}) {
+		t.Errorf("log single pass: flagged %v, want 0, 1 (and maybe 2)", r.Flagged)
+	}
+	if r.Original == nil || len(r.Original.Flagged) != 0 || r.Labels[0].OriginalIndex == 0 || r.Original.Rule != "linear, single pass" {
+		t.Errorf("original rule not reported beside the log one: %+v", r.Original)
+	}
+	single := slices.Clone(r.Flagged)
+	r.Config.MADRule = MADIterative
+	r.Detect()
+	for _, l := range single {
+		if !slices.Contains(r.Flagged, l) {
+			t.Errorf("iterative: %v lost %d of the single pass's %v", r.Flagged, l, single)
+		}
+	}
+	// Nothing flagged in one pass: the iteration changes nothing.
+	flat := &CleanseReport{Config: CleanseConfig{MADRule: MADIterative}}
+	for i, n := range []float64{100, 110, 120, 90, 95, 105, 130, 85, 115, 100} {
+		flat.Labels = append(flat.Labels, CleanseLabel{Label: i, L1: n, Exact: true})
+	}
+	flat.Detect()
+	if len(flat.Flagged) != 0 {
+		t.Errorf("no outlier: flagged %v", flat.Flagged)
+	}
+}
+
+func TestUnlearnStamps(t *testing.T) {
+	m := []float32{0, 0.2, 0.9, 1, 0, 0, 0, 0, 0}
+	th := thresholded(m)
+	if !slices.Equal(th, []float32{0, 0, 1, 1, 0, 0, 0, 0, 0}) {
+		t.Errorf("thresholded %v", th)
+	}
+	d := dilate([]float32{0, 0, 0, 0, 1, 0, 0, 0, 0}, 3, 3, 1, 1)
+	for i, v := range d {
+		if v != 1 {
+			t.Errorf("dilate: pixel %d is %g", i, v)
+		}
+	}
+	img := []float32{0.5, 0.5}
+	stampInto(img, []float32{0.8, 0}, []float32{1, 1}, 1.5, 2, 1, 1)
+	if img[0] != 1 || img[1] != 0.5 {
+		t.Errorf("stamp at strength 1.5 (clipped): %v", img)
 	}
 }

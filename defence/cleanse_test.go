@@ -64,7 +64,7 @@ func logReport(t testing.TB, r *defence.CleanseReport) {
 func TestCleanseRealSunglasses(t *testing.T) {
 	m := realBadNet(t, "sunglasses")
 	clean := readImages(t, filepath.Join(sharedDir, "real-faces", "clean"))
-	r := scan(t, m, clean, defence.CleanseConfig{Labels: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, MaxSteps: 30, StepImages: 32, Seed: 1, MADScale: defence.MADLog})
+	r := scan(t, m, clean, defence.CleanseConfig{Labels: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, MaxSteps: 30, StepImages: 32, Seed: 1})
 	logReport(t, r)
 	if !slices.Contains(r.Flagged, 0) {
 		t.Errorf("label 0 not flagged: %v", r.Flagged)
@@ -105,22 +105,14 @@ func TestCleanseRealSunglasses(t *testing.T) {
 	}
 }
 
-// TestCleanseZooShardsAndUnlearn scans the reduced zoo's anonymous_2 BadNet
-// (trigger and target withheld) without its poisoned data: the target 4 is
-// flagged; three shards merged flag the same labels with the same norms; and
-// unlearning the flagged trigger at least halves the (withheld) attack
-// success for at most 3 points of clean accuracy. (The goal, attack
-// success <= 5 %, is not reached: the reversed trigger is a smaller,
-// different pattern than the real noise square.)
-func TestCleanseZooShardsAndUnlearn(t *testing.T) {
+// TestCleanseZooShards scans the reduced zoo's anonymous_2 BadNet (trigger
+// and target withheld; 30 steps) without its poisoned data: the target 4 is
+// flagged, and three shards merged flag the same labels with the same norms.
+func TestCleanseZooShards(t *testing.T) {
 	dir, _ := testzoo.Reduced(t)
-	m, err := tfmodels.LoadSavedModel(filepath.Join(dir, "anonymous_2"), tfmodels.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := zooModel(t, dir, "anonymous_2")
 	val := readImages(t, filepath.Join(dir, "data", "clean_validation_data.h5"))
-	cfg := defence.CleanseConfig{MaxSteps: 30, StepImages: 32, Seed: 3, MADScale: defence.MADLog}
+	cfg := defence.CleanseConfig{MaxSteps: 30, StepImages: 32, Seed: 3}
 	full := scan(t, m, val, cfg)
 	logReport(t, full)
 	if !slices.Contains(full.Flagged, 4) {
@@ -136,8 +128,8 @@ func TestCleanseZooShardsAndUnlearn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(merged.Flagged, full.Flagged) {
-		t.Errorf("merged shards flag %v, the full scan %v", merged.Flagged, full.Flagged)
+	if !slices.Equal(merged.Flagged, full.Flagged) || !slices.Equal(merged.Original.Flagged, full.Original.Flagged) {
+		t.Errorf("merged shards flag %v (original rule %v), the full scan %v (%v)", merged.Flagged, merged.Original.Flagged, full.Flagged, full.Original.Flagged)
 	}
 	for i, l := range merged.Labels {
 		f := full.Labels[i]
@@ -148,11 +140,60 @@ func TestCleanseZooShardsAndUnlearn(t *testing.T) {
 	if _, err := defence.MergeCleanseReports([]*defence.CleanseReport{parts[0], parts[0]}, nil); err == nil {
 		t.Error("merging a shard with itself: no error")
 	}
+}
+
+func zooModel(t testing.TB, dir, name string) *tfmodels.Model {
+	t.Helper()
+	m, err := tfmodels.LoadSavedModel(filepath.Join(dir, name), tfmodels.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestCleanseZoo scans every model of the reduced zoo (all 10 labels, the
+// original schedule to early stopping, 64 clean validation images) with the
+// default outlier rule (log norms, one pass): every single-target BadNet's
+// target is flagged (anonymous_2's 4 without its poisoned data), at least
+// two of multi_trigger's 1, 5, 8, and nothing on the clean model. Then
+// unlearning anonymous_2's flagged trigger brings its (withheld) attack
+// success to at most 0.05 for at most 3 points of clean accuracy.
+func TestCleanseZoo(t *testing.T) {
+	dir, _ := testzoo.Reduced(t)
+	val := readImages(t, filepath.Join(dir, "data", "clean_validation_data.h5"))
+	cfg := defence.CleanseConfig{StepImages: 64, Seed: 3}
+	reports := map[string]*defence.CleanseReport{}
+	for _, c := range []struct {
+		name    string
+		targets []int
+		atLeast int
+	}{{"clean", nil, 0}, {"multi_trigger", []int{1, 5, 8}, 2}, {"sunglasses", []int{0}, 1}, {"anonymous_1", []int{0}, 1}, {"anonymous_2", []int{4}, 1}} {
+		r := scan(t, zooModel(t, dir, c.name), val, cfg)
+		reports[c.name] = r
+		t.Logf("%s: flagged %v (original rule: %v), %.0f s", c.name, r.Flagged, r.Original.Flagged, r.Seconds)
+		for _, l := range r.Labels {
+			t.Logf("  label %d: L1 %.1f, index %.2f (original %.2f), steps %d", l.Label, l.L1, l.AnomalyIndex, l.OriginalIndex, l.Steps)
+		}
+		found := 0
+		for _, tg := range c.targets {
+			if slices.Contains(r.Flagged, tg) {
+				found++
+			}
+		}
+		if found < c.atLeast {
+			t.Errorf("%s: %d of the targets %v flagged (want at least %d): %v", c.name, found, c.targets, c.atLeast, r.Flagged)
+		}
+		if c.targets == nil && len(r.Flagged) > 0 {
+			t.Errorf("clean model: labels %v flagged", r.Flagged)
+		}
+	}
 
 	// Unlearning.
+	m := zooModel(t, dir, "anonymous_2")
 	test := readImages(t, filepath.Join(dir, "data", "clean_test_data.h5"))
 	poisoned := readImages(t, filepath.Join(dir, "withheld", "anonymous_2_noise_square_poisoned_data.h5"))
-	u := &defence.Unlearn{Report: full, Config: defence.UnlearnConfig{Seed: 1}}
+	u := &defence.Unlearn{Report: reports["anonymous_2"], Config: defence.UnlearnConfig{Seed: 1}}
 	rm, rep, err := u.Mitigate(context.Background(), m, val)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +216,44 @@ func TestCleanseZooShardsAndUnlearn(t *testing.T) {
 	before, after := acc(m, test), acc(rm, test)
 	asrBefore, asrAfter := acc(m, poisoned), acc(rm, poisoned)
 	t.Logf("clean accuracy %.4f -> %.4f, attack success %.4f -> %.4f", before, after, asrBefore, asrAfter)
-	if asrAfter > asrBefore/2 || before-after > 0.03 {
-		t.Errorf("unlearning: attack success %.4f -> %.4f (want at least halved), clean accuracy %.4f -> %.4f (want a drop <= 0.03)", asrBefore, asrAfter, before, after)
+	if asrAfter > 0.05 || before-after > 0.03 {
+		t.Errorf("unlearning: attack success %.4f -> %.4f (want <= 0.05), clean accuracy %.4f -> %.4f (want a drop <= 0.03)", asrBefore, asrAfter, before, after)
+	}
+}
+
+// TestCleanseZooFast compares the fast budget with the full one on the
+// reduced zoo's multi_trigger BadNet, both with 4 slots (the fast budget:
+// the logit screen protects 2 labels, a reference of 4, the other 4 labels
+// screened for 4 steps then halved): both flag at least two of the targets
+// 1, 5, 8, and the fast budget spends fewer label-steps.
+func TestCleanseZooFast(t *testing.T) {
+	dir, _ := testzoo.Reduced(t)
+	m := zooModel(t, dir, "multi_trigger")
+	val := readImages(t, filepath.Join(dir, "data", "clean_validation_data.h5"))
+	full := scan(t, m, val, defence.CleanseConfig{StepImages: 64, Seed: 3, Slots: 4})
+	fast := scan(t, m, val, defence.CleanseConfig{StepImages: 64, Seed: 3, Slots: 4, Budget: defence.BudgetFast, Protect: 2, KeepMin: 1})
+	steps := func(r *defence.CleanseReport) int {
+		n := 0
+		for _, l := range r.Labels {
+			n += l.Steps
+		}
+		return n
+	}
+	t.Logf("full: flagged %v, %d label-steps, %.0f s; fast: flagged %v, %d label-steps, %.0f s, logit screen %+v, reference %v, rounds %+v",
+		full.Flagged, steps(full), full.Seconds, fast.Flagged, steps(fast), fast.Seconds, *fast.Budget.Logit, fast.Reference, fast.Budget.Rounds)
+	logReport(t, fast)
+	for _, r := range []*defence.CleanseReport{full, fast} {
+		found := 0
+		for _, tg := range []int{1, 5, 8} {
+			if slices.Contains(r.Flagged, tg) {
+				found++
+			}
+		}
+		if found < 2 {
+			t.Errorf("%s budget: flagged %v, want at least two of 1, 5, 8", r.Config.Budget, r.Flagged)
+		}
+	}
+	if steps(fast) >= steps(full) {
+		t.Errorf("fast budget: %d label-steps, the full one %d", steps(fast), steps(full))
 	}
 }

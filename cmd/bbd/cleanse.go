@@ -38,15 +38,18 @@ func runCleanse(c *cmdEnv, args []string) error {
 	slots := c.flags.Int("slots", 0, "labels optimised at once in one graph (0: 32)")
 	images := c.flags.Int("images", 0, "clean images per step (0: all, at most 1000)")
 	mask3d := c.flags.Bool("mask3d", false, "a mask per channel instead of one broadcast over the channels")
-	madScale := c.flags.String("mad", defence.MADLinear, "scale of the MAD outlier test: linear (the original code) or log (ratios of norms)")
+	madScale := c.flags.String("mad", defence.MADLog, "scale of the MAD outlier test: log (ratios of norms) or linear (the original code); the original rule's result is reported too")
+	madRule := c.flags.String("mad-rule", defence.MADSingle, "single (one pass, as the original) or iterative (flag the most anomalous, take it out, test again)")
+	confirm := c.flags.Bool("confirm", false, "settle every flag with a second initialisation (the flagged labels keep the larger of two norms)")
 	seed := c.flags.Uint64("seed", 0, "seed of the initial masks and patterns, image order and exploration")
 	out := c.flags.String("out", "", "report folder to create (required)")
 	asJSON := c.flags.Bool("json", false, "print the report as one JSON document")
 	unlearn := c.flags.Bool("unlearn", false, "unlearn the triggers of a report's flagged labels (with --model, --report, --clean, --out)")
 	reportDir := c.flags.String("report", "", "--unlearn: the scan's report folder")
 	cleanPath := c.flags.String("clean", "", "--unlearn: clean labelled data (HDF5 or folder) to fine-tune on")
-	epochs := c.flags.Int("epochs", 0, "--unlearn: fine-tuning epochs (0: 5)")
+	epochs := c.flags.Int("epochs", 0, "--unlearn: fine-tuning epochs (0: 15)")
 	lr := c.flags.Float64("lr", 0, "--unlearn: Adam learning rate (0: 1e-3)")
+	recipe := c.flags.String("recipe", defence.UnlearnAugmented, "--unlearn: augmented (fresh stamps every batch, several strengths, thresholded masks, noise) or paper (20 % stamped once)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -58,7 +61,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 		return usagef("--model and --out are required")
 	}
 	if *unlearn {
-		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, defence.UnlearnConfig{Epochs: *epochs, LearningRate: *lr, Seed: *seed}, *asJSON)
+		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, defence.UnlearnConfig{Epochs: *epochs, LearningRate: *lr, Seed: *seed, Recipe: *recipe}, *asJSON)
 	}
 	if len(dataPaths) == 0 {
 		return usagef("--data is required: the defender's clean images")
@@ -68,7 +71,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 		return usagef("--labels: %v", err)
 	}
 	cfg := defence.CleanseConfig{Preset: *preset, Budget: *budget, MaxSteps: *steps, Slots: *slots, StepImages: *images,
-		Mask3D: *mask3d, Seed: *seed, Labels: ls, MADScale: *madScale}
+		Mask3D: *mask3d, Seed: *seed, Labels: ls, MADScale: *madScale, MADRule: *madRule, Confirm: *confirm}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -129,7 +132,7 @@ func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bo
 		return enc.Encode(rep)
 	}
 	scale := ""
-	if rep.Config.MADScale == defence.MADLog {
+	if rep.Config.MADScale != defence.MADLinear {
 		scale = " (of log L1)"
 	}
 	fmt.Fprintf(w, "labels scanned: %d (%d exact), median %.3g, MAD %.3g%s\n", len(rep.Labels), countExact(rep), rep.Median, rep.MAD, scale)
@@ -142,7 +145,14 @@ func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bo
 		f, _ := rep.Label(l)
 		fmt.Fprintf(w, "  label %d: L1 %.1f, anomaly index %.2f, attack success %.3f%s\n", l, f.L1, f.AnomalyIndex, f.AttackSuccess, boundNote(f))
 	}
-	fmt.Fprintf(w, "anomaly index of the smallest norm: %.2f\n", rep.AnomalyIndex)
+	fmt.Fprintf(w, "anomaly index of the smallest norm: %.2f (%s, %s)\n", rep.AnomalyIndex, rep.Config.MADScale, rep.Config.MADRule)
+	if o := rep.Original; o != nil {
+		fl := "none"
+		if len(o.Flagged) > 0 {
+			fl = joinInts(o.Flagged)
+		}
+		fmt.Fprintf(w, "original rule (%s): flagged %s, anomaly index %.2f\n", o.Rule, fl, o.AnomalyIndex)
+	}
 	fmt.Fprintf(w, "time: %s\n", (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Second))
 	if dir != "" {
 		fmt.Fprintf(w, "report: %s\n", dir)

@@ -9,7 +9,8 @@ import (
 
 // TestCleanseCLI scans two shards of the real sunglasses BadNet (labels 0-1
 // and 2-3, a few steps), merges them, and checks the JSON report's fields and
-// the bad inputs.
+// the bad inputs; the original rule's verdict is reported beside the
+// default (log) one.
 func TestCleanseCLI(t *testing.T) {
 	model := sharedPath(t, "badnets", "sunglasses_bd_weights.h5")
 	clean := sharedPath(t, "real-faces", "clean")
@@ -25,7 +26,11 @@ func TestCleanseCLI(t *testing.T) {
 	var rep struct {
 		Flagged      []int    `json:"flagged"`
 		AnomalyIndex *float64 `json:"anomaly_index"`
-		Labels       []struct {
+		OriginalMAD  *struct {
+			Rule    string `json:"rule"`
+			Flagged []int  `json:"flagged"`
+		} `json:"original_mad"`
+		Labels []struct {
 			Label         int      `json:"label"`
 			L1            *float64 `json:"l1"`
 			AttackSuccess *float64 `json:"attack_success"`
@@ -35,7 +40,7 @@ func TestCleanseCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("merge --json: %v\n%s", err, stdout)
 	}
-	if rep.Flagged == nil || rep.AnomalyIndex == nil || len(rep.Labels) != 4 {
+	if rep.Flagged == nil || rep.AnomalyIndex == nil || len(rep.Labels) != 4 || rep.OriginalMAD == nil || rep.OriginalMAD.Rule != "linear, single pass" || rep.OriginalMAD.Flagged == nil {
 		t.Fatalf("merged report: %s", stdout)
 	}
 	for i, l := range rep.Labels {
