@@ -53,6 +53,9 @@ func runBench(c *cmdEnv, args []string) error {
 	strip := c.flags.Bool("strip", false, "time STRIP (overlaid images scored per second) against plain inference, in Go and Python, instead")
 	stripInputs := c.flags.Int("inputs", 40, "with --strip: STRIP inputs per pass (the faces repeated)")
 	stripOverlays := c.flags.Int("overlays", 100, "with --strip: overlays per input (M)")
+	cleanse := c.flags.Bool("cleanse", false, "time Neural Cleanse instead: the plain scan's seconds per label and the fast full scan (every label) of --model")
+	cleansePlain := c.flags.Int("cleanse-plain", 4, "with --cleanse: labels of the plain scan (one at a time)")
+	cleanseSteps := c.flags.Int("cleanse-steps", 300, "with --cleanse: most steps per label")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -74,6 +77,9 @@ func runBench(c *cmdEnv, args []string) error {
 	}
 	if *faces, err = defaultInput(*faces, "--faces", benchFaces); err != nil {
 		return err
+	}
+	if *cleanse {
+		return benchCleanse(c.stdout, *model, *faces, *cleansePlain, *cleanseSteps)
 	}
 
 	imgs, err := data.ReadImageDir(*faces, data.DeepIDImageOptions(false))
