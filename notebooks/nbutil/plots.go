@@ -182,24 +182,24 @@ func GroupedBarChart(title, yLabel string, groups []string, series []BarSeries) 
 	return drawFigure("", [][]*plot.Plot{{pl}}, legend, width, 3.5*vg.Inch)
 }
 
-// bar is a filled rectangle from (x0, 0) to (x1, y) in data coordinates, and its
+// bar is a filled rectangle from (x0, y0) to (x1, y) in data coordinates, and its
 // legend thumbnail.
 type bar struct {
-	x0, x1, y float64
-	color     color.Color
+	x0, x1, y0, y float64
+	color         color.Color
 }
 
 func (b *bar) Plot(c draw.Canvas, p *plot.Plot) {
 	tx, ty := p.Transforms(&c)
 	pts := []vg.Point{
-		{X: tx(b.x0), Y: ty(0)}, {X: tx(b.x1), Y: ty(0)},
+		{X: tx(b.x0), Y: ty(b.y0)}, {X: tx(b.x1), Y: ty(b.y0)},
 		{X: tx(b.x1), Y: ty(b.y)}, {X: tx(b.x0), Y: ty(b.y)},
 	}
 	c.FillPolygon(b.color, c.ClipPolygonXY(pts))
 }
 
 func (b *bar) DataRange() (xmin, xmax, ymin, ymax float64) {
-	return b.x0, b.x1, 0, b.y
+	return b.x0, b.x1, b.y0, b.y
 }
 
 func (b *bar) Thumbnail(c *draw.Canvas) {
