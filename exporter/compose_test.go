@@ -87,15 +87,7 @@ func TestTwoNetsOneGraph(t *testing.T) {
 	}
 	check("in one graph", m)
 
-	dir := filepath.Join(t.TempDir(), "two")
-	if err := exporter.WriteModel(dir, m, exporter.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	back, err := tfmodels.LoadSavedModel(dir, tfmodels.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
+	dir, back := writeAndLoad(t, m, "two")
 	if got := len(back.Nets()); got != 2 || !back.WhiteBox() || back.Scope != "a" {
 		t.Fatalf("reloaded: %d nets, white-box %v, first scope %q; want 2, true, a", got, back.WhiteBox(), back.Scope)
 	}
@@ -181,15 +173,7 @@ func TestMasksSurviveExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := m.Predict(x, n)
-	dir := filepath.Join(t.TempDir(), "masked")
-	if err := exporter.WriteModel(dir, m, exporter.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	back, err := tfmodels.LoadSavedModel(dir, tfmodels.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
+	_, back := writeAndLoad(t, m, "masked")
 	if got := back.Masks(); fmt.Sprint(got) != "map[channel_mask:[conv_4] kernel_mask:[fc_1]]" {
 		t.Errorf("reloaded masks %v", got)
 	}
@@ -216,4 +200,20 @@ func TestMasksSurviveExport(t *testing.T) {
 			t.Fatalf("reloaded: conv_4 channel %d outputs %g although masked", i%80, v)
 		}
 	}
+}
+
+// writeAndLoad exports m as a SavedModel named name in a temporary folder and
+// loads it back with tfmodels; the loaded model is closed with the test.
+func writeAndLoad(t *testing.T, m *tfmodels.Model, name string) (string, *tfmodels.Model) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := exporter.WriteModel(dir, m, exporter.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := tfmodels.LoadSavedModel(dir, tfmodels.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	return dir, back
 }

@@ -264,15 +264,7 @@ func TestTrainExportReloadTrain(t *testing.T) {
 	if _, err := m.Train(imgs, s); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "trained")
-	if err := exporter.WriteModel(dir, m, exporter.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	back, err := tfmodels.LoadSavedModel(dir, tfmodels.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Close()
+	_, back := writeAndLoad(t, m, "trained")
 	before, _, err := back.Evaluate(imgs)
 	if err != nil {
 		t.Fatal(err)
