@@ -14,7 +14,34 @@ package h5
 // // bbd_h5_read reads the selection fspace (H5S_ALL: everything) of dataset ds
 // // into buf, n elements of the native type chosen by kind (0 float, 1 double),
 // // converted by HDF5 from whatever type the file stores.
+// // bbd_h5_check_layout returns 0 when the dataset's storage agrees with its
+// // header, -2 when a compact dataset's stored buffer does not hold exactly
+// // its elements (HDF5 1.10's H5Dread then reads past it and can crash; newer
+// // HDF5 refuses such a file on open), -1 on an HDF5 error.
+// static int bbd_h5_check_layout(hid_t ds) {
+//     int ret = -1;
+//     hid_t dcpl = H5Dget_create_plist(ds);
+//     if (dcpl < 0) return -1;
+//     H5D_layout_t layout = H5Pget_layout(dcpl);
+//     H5Pclose(dcpl);
+//     if (layout < 0) return -1;
+//     if (layout != H5D_COMPACT) return 0;
+//     hid_t space = H5Dget_space(ds);
+//     hid_t type = H5Dget_type(ds);
+//     if (space >= 0 && type >= 0) {
+//         hssize_t npoints = H5Sget_simple_extent_npoints(space);
+//         size_t size = H5Tget_size(type);
+//         hsize_t stored = H5Dget_storage_size(ds);
+//         if (npoints >= 0 && size > 0) ret = stored == (hsize_t)npoints * size ? 0 : -2;
+//     }
+//     if (space >= 0) H5Sclose(space);
+//     if (type >= 0) H5Tclose(type);
+//     return ret;
+// }
+//
 // static herr_t bbd_h5_read(hid_t ds, int kind, hid_t fspace, hsize_t n, void *buf) {
+//     int layout = bbd_h5_check_layout(ds);
+//     if (layout < 0) return layout;
 //     hid_t mtype = kind == 1 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
 //     hsize_t dims[1];
 //     dims[0] = n;
@@ -148,7 +175,10 @@ func read(ds *hdf5.Dataset, kind C.int, fspace *hdf5.Dataspace, n int, buf unsaf
 	if fspace != nil {
 		fs = C.hid_t(fspace.ID())
 	}
-	if C.bbd_h5_read(C.hid_t(ds.ID()), kind, fs, C.hsize_t(n), buf) < 0 {
+	switch r := C.bbd_h5_read(C.hid_t(ds.ID()), kind, fs, C.hsize_t(n), buf); {
+	case r == -2:
+		return errors.New("its compact storage does not hold the number of values its header declares (a malformed file)")
+	case r < 0:
 		return errors.New("HDF5 could not read or convert the values (unreadable data, or values out of range)")
 	}
 	return nil
