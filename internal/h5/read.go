@@ -91,6 +91,9 @@ package h5
 //         size_t size = H5Tget_size(ftype);
 //         if (size == 0) goto done;
 //         if (size > max) { ret = -4; goto done; }
+//         // The stored value must be exactly one string of that size (HDF5
+//         // 1.10 reads past a shorter one and can crash).
+//         if (H5Aget_storage_size(attr) != size) { ret = -5; goto done; }
 //         // NULLPAD in memory: all size bytes are kept (a NULLTERM memory
 //         // type would give the last one to the terminator); calloc's extra
 //         // byte ends the string.
@@ -222,6 +225,8 @@ func ReadStringAttribute(obj interface{ ID() int64 }, name string, max int) (str
 		return "", fmt.Errorf("attribute %q: expected one string, found an array or an empty value", name)
 	case -4:
 		return "", fmt.Errorf("attribute %q: expected at most %d bytes, found more", name, max)
+	case -5:
+		return "", fmt.Errorf("attribute %q: its stored value does not hold the string its type declares (a malformed file)", name)
 	}
 	return "", fmt.Errorf("attribute %q: unreadable", name)
 }
