@@ -88,6 +88,58 @@ the summary table to stdout.`,
 			"bbd zoo build --out /tmp/two --only sunglasses,clean --epochs 2",
 		},
 	},
+	"prune": {
+		text: `Fine-pruning (Liu et al., RAID 2018; the BBD paper's section 2): prunes what the
+clean data leaves least active, then fine-tunes on clean data, and writes the repaired
+model as a SavedModel (masks kept, pruned weights zeroed) with its report in
+<out>.report.json. --method unit masks the flattened units feeding the dense heads
+(what the paper's authors ran), channel whole channels of the last conv layer of each
+branch, weight the smallest weights on a polynomial sparsity schedule (0.5 to 0.8).
+
+Without --fraction, every fraction of the sweep (default 0.50 to 0.95 by 0.05) starts
+from the BadNet, and the largest whose fine-tuned accuracy on clean data held out of
+fine-tuning stays within --max-drop (default 0.03) of the BadNet's is chosen: the
+choice reads clean data only. --test and --poisoned sets are measured for the report
+(clean accuracy; attack success on data labelled with the target).`,
+		examples: []string{
+			"bbd prune --model zoo/sunglasses --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
+			"bbd prune --model zoo/anonymous_1 --clean zoo/data/clean_validation_data.h5 --test zoo/data/clean_test_data.h5 --poisoned zoo/data/anonymous_1_lipstick_poisoned_data.h5 --method channel --out /tmp/a1-channel --json",
+			"bbd prune --model ../shared/badnets/sunglasses_bd_weights.h5 --clean ../shared/real-faces/clean --fraction 0.9 --epochs 5 --out /tmp/real-repaired",
+		},
+	},
+	"defend": {
+		text: `The Bimodel Backdoor Defence (the BBD paper's section 4). With --badnet, --repaired
+and --out it writes ONE SavedModel holding both networks and the decision: its
+serving_default signature gives "label" (N, the number of classes, for inputs judged
+poisoned) and both networks' probabilities; it loads in bbd, Python TensorFlow and tfgo.
+Untargeted (the default): the label both networks agree on, else N. --targets: the
+BadNet's label, unless it is a suspect target the repaired model does not confirm.
+
+With --model, --test and --poisoned it evaluates such a model on the clean test set
+plus the poisoned sets relabelled N: accuracy, FRR and FAR (also divided by all inputs,
+as the authors' notebook did), both networks alone, and what the paper's equations
+(3)-(6) predict.`,
+		examples: []string{
+			"bbd defend --badnet zoo/anonymous_1 --repaired /tmp/a1-repaired --untargeted --out /tmp/a1-bbd",
+			"bbd defend --badnet zoo/anonymous_1 --repaired /tmp/a1-repaired --targets 0 --out /tmp/a1-bbd-targeted",
+			"bbd defend --model /tmp/a1-bbd --test zoo/data/clean_test_data.h5 --poisoned zoo/data/anonymous_1_lipstick_poisoned_data.h5 --json",
+			"bbd predict --model /tmp/a1-bbd zoo/data/anonymous_1_lipstick_poisoned_data.h5   # N printed as poisoned",
+		},
+	},
+	"strip": {
+		text: `STRIP (Gao et al., ACSAC 2019): superimposes --overlays clean images from --pool on
+each input inside the TensorFlow graph and scores the mean entropy of the predictions;
+a low score means poisoned. The threshold comes from the pool's clean scores at --frr
+(or --threshold). With --clean and --poisoned sets it reports FRR, FAR and AUROC;
+--method all adds SCALE-UP and TeCo on the same inputs; --adaptive stops drawing
+overlays for an input once its decision is clear; --export writes a filter SavedModel
+(label, or N for poisoned inputs).`,
+		examples: []string{
+			"bbd strip --model zoo/sunglasses --pool zoo/data/clean_validation_data.h5 --clean zoo/data/clean_test_data.h5 --poisoned zoo/data/sunglasses_sunglasses_poisoned_data.h5 --method all",
+			"bbd strip --model ../shared/badnets/sunglasses_bd_weights.h5 --pool ../shared/real-faces/clean --clean ../shared/real-faces/clean --poisoned ../shared/real-faces/sunglasses --sum",
+			"bbd strip --model zoo/sunglasses --pool zoo/data/clean_validation_data.h5 --export /tmp/sunglasses-filter",
+		},
+	},
 	"cleanse": {
 		text: `Neural Cleanse: reverse-engineers a minimal trigger per label on clean data, flags
 outlier labels (a scan may be split over label ranges and merged), and unlearns the
