@@ -133,7 +133,13 @@ func newCleanseGraph(arch *tfmodels.Architecture, weights tfmodels.Weights, k in
 	if err := o.Err(); err != nil {
 		return nil, err
 	}
-	cg.m, err = tfmodels.NewModel(g, in, []*tfmodels.Net{net, evNet}, tfmodels.ModelOptions{})
+	// The evaluation copy reads a stamped tensor, not the placeholder: the
+	// session runs without Grappler's remapper (see noRemapperSession).
+	so, err := noRemapperSession()
+	if err != nil {
+		return nil, err
+	}
+	cg.m, err = tfmodels.NewModel(g, in, []*tfmodels.Net{net, evNet}, tfmodels.ModelOptions{Session: so})
 	if err != nil {
 		return nil, err
 	}
