@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -236,19 +237,9 @@ func LoadBBD(dir string, opts tfmodels.LoadOptions) (*BBD, error) {
 	label, ok := m.Outputs["label"]
 	if !ok || len(m.Nets()) != 2 || rec.Classes != m.NumClasses {
 		m.Close()
-		return nil, &tfmodels.InputError{Input: dir, Expected: "a BBD SavedModel: two nets and a label output", Found: fmt.Sprintf("%d nets, outputs %v", len(m.Nets()), slices.Sorted(mapKeys(m.Outputs)))}
+		return nil, &tfmodels.InputError{Input: dir, Expected: "a BBD SavedModel: two nets and a label output", Found: fmt.Sprintf("%d nets, outputs %v", len(m.Nets()), slices.Sorted(maps.Keys(m.Outputs)))}
 	}
 	return &BBD{Model: m, Label: label, Config: rec.BBDConfig, N: rec.Classes}, nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Decide is the BBD decision in Go, from the two models' labels: what the

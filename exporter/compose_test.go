@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -116,20 +117,10 @@ func TestTwoNetsOneGraph(t *testing.T) {
 	for _, scope := range []string{"a", "b"} {
 		got := py.Outputs[scope+"/probabilities"]
 		if len(got) != n {
-			t.Fatalf("Python: output %s/probabilities has %d rows, want %d (outputs: %v)", scope, len(got), n, slices.Sorted(mapKeys(py.Outputs)))
+			t.Fatalf("Python: output %s/probabilities has %d rows, want %d (outputs: %v)", scope, len(got), n, slices.Sorted(maps.Keys(py.Outputs)))
 		}
 		if d := maxDiff(alone[scope], got); d > 1e-6 {
 			t.Errorf("Python: net %q differs from its BadNet alone by %g", scope, d)
-		}
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }

@@ -39,8 +39,8 @@ func benchPrune(w io.Writer, modelDir, clean string, noPython bool) error {
 	}
 	cfg := defence.DefaultFinePruneConfig(defence.PruneUnit)
 	tune := val.Len() - int(cfg.HoldOut*float64(val.Len())+0.5)
-	fmt.Fprintf(w, "bbd bench --prune: %s, %d clean images (%d fine-tuned on, %d held out), unit pruning of %s, %d fractions x %d epochs of SGD lr %g momentum %g, batch %d\n",
-		modelDir, val.Len(), tune, val.Len()-tune, strings.Join(mustLayers(m), ", "), len(cfg.Fractions), cfg.FineTune.Epochs,
+	fmt.Fprintf(w, "bbd bench --prune: %s, %d clean images (%d fine-tuned on, %d held out), unit pruning, %d fractions x %d epochs of SGD lr %g momentum %g, batch %d\n",
+		modelDir, val.Len(), tune, val.Len()-tune, len(cfg.Fractions), cfg.FineTune.Epochs,
 		cfg.FineTune.Optimizer.LearningRate, cfg.FineTune.Optimizer.Momentum, cfg.FineTune.BatchSize)
 	var trainTime time.Duration
 	var lastStart time.Time
@@ -61,8 +61,8 @@ func benchPrune(w io.Writer, modelDir, clean string, noPython bool) error {
 	defer repaired.Close()
 	images := float64(len(cfg.Fractions) * cfg.FineTune.Epochs * tune)
 	goRate := images / trainTime.Seconds()
-	fmt.Fprintf(w, "Go sweep: %.1f s wall (%.1f min), %.0f fine-tuning images/s over the sweep's wall time, %.0f images/s while fine-tuning; chose %.2f\n",
-		wall.Seconds(), wall.Minutes(), images/wall.Seconds(), goRate, rep.Fraction)
+	fmt.Fprintf(w, "Go sweep of %s: %.1f s wall (%.1f min), %.0f fine-tuning images/s over the sweep's wall time, %.0f images/s while fine-tuning; chose %.2f\n",
+		strings.Join(rep.Layers, ", "), wall.Seconds(), wall.Minutes(), images/wall.Seconds(), goRate, rep.Fraction)
 	if noPython {
 		return nil
 	}
@@ -120,18 +120,6 @@ func benchPrune(w io.Writer, modelDir, clean string, noPython bool) error {
 	t.write(w)
 	fmt.Fprintf(w, "a Keras sweep at that rate: about %.1f min of fine-tuning alone\n", images/py.KerasFit/60)
 	return nil
-}
-
-func mustLayers(m *tfmodels.Model) []string {
-	var out []string
-	for _, l := range m.Arch.Layers {
-		for _, in := range l.Inputs {
-			if s, ok := m.Arch.Layer(in); ok && l.Kind == tfmodels.KindDense && s.Kind == tfmodels.KindFlatten {
-				out = append(out, in)
-			}
-		}
-	}
-	return out
 }
 
 func writeNpyFile(path string, x []float32, shape []int64) error {
