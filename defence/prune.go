@@ -91,9 +91,19 @@ type PruneProgress struct {
 
 // DefaultFinePruneConfig returns the defaults, filled in, for a method.
 func DefaultFinePruneConfig(method string) FinePruneConfig {
-	c := FinePruneConfig{Method: method}
+	return FinePruneConfig{Method: method}.WithDefaults()
+}
+
+// WithDefaults returns c with its zero fields set to the defaults.
+func (c FinePruneConfig) WithDefaults() FinePruneConfig {
 	c.fill()
 	return c
+}
+
+// HeldOut is the number of n clean examples held out of fine-tuning; the
+// other n - HeldOut(n) are fine-tuned on.
+func (c FinePruneConfig) HeldOut(n int) int {
+	return int(math.Round(c.WithDefaults().HoldOut * float64(n)))
 }
 
 func (c *FinePruneConfig) fill() {
@@ -291,7 +301,7 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	if err != nil {
 		return nil, nil, err
 	}
-	tune, hold, err := splitExamples(clean, cfg.HoldOut, cfg.Seed)
+	tune, hold, err := splitExamples(clean, cfg.HeldOut(clean.Len()), cfg.Seed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -723,13 +733,12 @@ func accuracy(ctx context.Context, m *tfmodels.Model, ex Examples) (float64, err
 	return acc, err
 }
 
-// splitExamples splits ex into a fine-tuning part and a held-out share,
+// splitExamples splits ex into a fine-tuning part and k held-out examples,
 // seeded.
-func splitExamples(ex Examples, holdOut float64, seed uint64) (tune, hold Examples, err error) {
+func splitExamples(ex Examples, k int, seed uint64) (tune, hold Examples, err error) {
 	n := ex.Len()
-	k := int(math.Round(holdOut * float64(n)))
-	if n == 0 || (holdOut > 0 && (k == 0 || k == n)) {
-		return nil, nil, fmt.Errorf("fine-pruning: %d clean examples cannot be split %.2f held out", n, holdOut)
+	if n == 0 || k == 0 || k == n {
+		return nil, nil, fmt.Errorf("fine-pruning: %d clean examples cannot be split with %d held out", n, k)
 	}
 	idx := make([]int, n)
 	for i := range idx {

@@ -38,7 +38,7 @@ func benchPrune(w io.Writer, modelDir, clean string, noPython bool) error {
 		return err
 	}
 	cfg := defence.DefaultFinePruneConfig(defence.PruneUnit)
-	tune := val.Len() - int(cfg.HoldOut*float64(val.Len())+0.5)
+	tune := val.Len() - cfg.HeldOut(val.Len())
 	fmt.Fprintf(w, "bbd bench --prune: %s, %d clean images (%d fine-tuned on, %d held out), unit pruning, %d fractions x %d epochs of SGD lr %g momentum %g, batch %d\n",
 		modelDir, val.Len(), tune, val.Len()-tune, len(cfg.Fractions), cfg.FineTune.Epochs,
 		cfg.FineTune.Optimizer.LearningRate, cfg.FineTune.Optimizer.Momentum, cfg.FineTune.BatchSize)

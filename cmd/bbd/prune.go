@@ -176,26 +176,13 @@ func runPrune(c *cmdEnv, args []string) error {
 
 // pruneBar counts fine-tuning batches over the whole sweep.
 func pruneBar(w io.Writer, cfg defence.FinePruneConfig, n int) *progress.Bar {
-	d := defence.DefaultFinePruneConfig(cfg.Method)
-	epochs, batch, holdout := cfg.FineTune.Epochs, cfg.FineTune.BatchSize, cfg.HoldOut
-	if epochs == 0 {
-		epochs = d.FineTune.Epochs
-	}
-	if batch == 0 {
-		batch = d.FineTune.BatchSize
-	}
-	if holdout == 0 {
-		holdout = d.HoldOut
-	}
+	cfg = cfg.WithDefaults()
 	points := len(cfg.Fractions)
-	if points == 0 {
-		points = len(d.Fractions)
-	}
 	if cfg.Fraction > 0 || cfg.Method == defence.PruneWeight {
 		points = 1
 	}
-	tune := n - int(holdout*float64(n)+0.5)
-	return progress.New(w, "prune (batches)", int64(points*epochs*((tune+batch-1)/batch)))
+	tune, batch := n-cfg.HeldOut(n), cfg.FineTune.BatchSize
+	return progress.New(w, "prune (batches)", int64(points*cfg.FineTune.Epochs*((tune+batch-1)/batch)))
 }
 
 func pruneReport(model, out string, r *defence.FinePruneReport, test string) *pruneJSON {
