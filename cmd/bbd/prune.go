@@ -283,29 +283,10 @@ func parseFractions(s string) ([]float64, error) {
 // checkFileDestination refuses an existing path unless overwrite, and then
 // replaces only a regular file; called before any long work starts.
 func checkFileDestination(path string, overwrite bool) error {
-	return safefs.Check(path, overwrite, isRegularFile)
+	return safefs.Check(path, overwrite, safefs.IsRegularFile)
 }
 
-func isRegularFile(path string) error {
-	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", path)
-	}
-	return nil
-}
-
-// writeFileAtomic writes a small file (a report) beside its destination and
-// renames it into place.
+// writeFileAtomic writes a small file (a report) atomically.
 func writeFileAtomic(path string, content []byte, overwrite bool) error {
-	if err := checkFileDestination(path, overwrite); err != nil {
-		return err
-	}
-	t, err := safefs.NewTemp(path)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	if err := os.WriteFile(filepath.Join(t.Dir, "content"), content, 0o644); err != nil {
-		return err
-	}
-	return t.CommitFile("content", overwrite, isRegularFile)
+	return safefs.WriteFile(path, content, 0o644, overwrite)
 }

@@ -213,3 +213,31 @@ func exchangeByRenames(src, dst string) error {
 	}
 	return os.Rename(aside, src)
 }
+
+// WriteFile writes content to path atomically (a temporary file beside it,
+// then a rename): readers see the old file or the new one, never a part.
+// An existing path is replaced only when overwrite is set, and only when it
+// is a regular file.
+func WriteFile(path string, content []byte, perm os.FileMode, overwrite bool) error {
+	if err := Check(path, overwrite, IsRegularFile); err != nil {
+		return err
+	}
+	t, err := NewTemp(path)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	if err := os.WriteFile(filepath.Join(t.Dir, "content"), content, perm); err != nil {
+		return err
+	}
+	return t.CommitFile("content", overwrite, IsRegularFile)
+}
+
+// IsRegularFile is the replaceable rule of plain files: nil when path is a
+// regular file (not a folder, not a symbolic link).
+func IsRegularFile(path string) error {
+	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
+}
