@@ -22,13 +22,13 @@ const DPI = 96
 // Figure is a drawn figure that renders to several formats at a fixed size. It keeps
 // its plots and draws them again for each format, so PNG and SVG show the same thing.
 type Figure struct {
-	title  string // what Title returns
-	banner string // drawn above the plots ("" for none)
-	grid   [][]*plot.Plot
-	legend [][]LegendEntry // rows of the legend below the plots
-	rowW   []vg.Length     // width of each legend row
-	width  vg.Length
-	height vg.Length // of the plots' area; the banner and legend come on top
+	title           string // what Title returns
+	banner          string // drawn above the plots ("" for none)
+	grid            [][]*plot.Plot
+	legend          [][]LegendEntry // rows of the legend below the plots
+	rowW            []vg.Length     // width of each legend row
+	width           vg.Length
+	height          vg.Length // of the plots' area; the banner and legend come on top
 	titleH, legendH vg.Length
 }
 

@@ -231,15 +231,23 @@ func TestErrors(t *testing.T) {
 // Odd but valid inputs draw: one value, one point, no flagged label, huge x.
 func TestEdgeCases(t *testing.T) {
 	for name, call := range map[string]func() (*Figure, error){
-		"one value":      func() (*Figure, error) { return Histograms(HistogramOptions{}, Distribution{"a", []float64{3}}) },
-		"one point":      func() (*Figure, error) { return Scatter("", "", "", PointSet{"a", []float64{1}, []float64{1}}, PointSet{Name: "b"}) },
-		"none flagged":   func() (*Figure, error) { return AnomalyIndex("", []int{0, 1}, []float64{0.5, 0.5}, 2) },
-		"all flagged":    func() (*Figure, error) { return AnomalyIndex("", []int{4}, []float64{3}, 2) },
-		"huge whole x":   func() (*Figure, error) { return Lines("", []LinePanel{{Series: []Series{{X: []float64{1e300}, Y: []float64{1}}}}}, 1) },
-		"empty series":   func() (*Figure, error) { return Lines("", []LinePanel{{Series: []Series{{Name: "none"}}}}, 1) },
-		"zero bars":      func() (*Figure, error) { return GroupedBars("", "", []string{"g"}, []BarSeries{{Name: "a", Values: []float64{0}}}) },
-		"more panels":    func() (*Figure, error) { return Lines("", []LinePanel{{}, {}, {}}, 2) },
-		"threshold away": func() (*Figure, error) { return Histograms(HistogramOptions{Mark: true, Threshold: 10}, Distribution{"a", []float64{0, 1}}) },
+		"one value": func() (*Figure, error) { return Histograms(HistogramOptions{}, Distribution{"a", []float64{3}}) },
+		"one point": func() (*Figure, error) {
+			return Scatter("", "", "", PointSet{"a", []float64{1}, []float64{1}}, PointSet{Name: "b"})
+		},
+		"none flagged": func() (*Figure, error) { return AnomalyIndex("", []int{0, 1}, []float64{0.5, 0.5}, 2) },
+		"all flagged":  func() (*Figure, error) { return AnomalyIndex("", []int{4}, []float64{3}, 2) },
+		"huge whole x": func() (*Figure, error) {
+			return Lines("", []LinePanel{{Series: []Series{{X: []float64{1e300}, Y: []float64{1}}}}}, 1)
+		},
+		"empty series": func() (*Figure, error) { return Lines("", []LinePanel{{Series: []Series{{Name: "none"}}}}, 1) },
+		"zero bars": func() (*Figure, error) {
+			return GroupedBars("", "", []string{"g"}, []BarSeries{{Name: "a", Values: []float64{0}}})
+		},
+		"more panels": func() (*Figure, error) { return Lines("", []LinePanel{{}, {}, {}}, 2) },
+		"threshold away": func() (*Figure, error) {
+			return Histograms(HistogramOptions{Mark: true, Threshold: 10}, Distribution{"a", []float64{0, 1}})
+		},
 	} {
 		f, err := call()
 		if err != nil {

@@ -1,7 +1,6 @@
 package nbutil
 
 import (
-	"bytes"
 	"fmt"
 	"html"
 	"image/color"
@@ -17,7 +16,8 @@ import (
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/bbd-workbench/bbd/plots"
 )
 
 // TopK returns the k largest entries of probs (at most len(probs)), most probable first,
@@ -136,9 +136,9 @@ func TopKChart(opt TopKOptions, names []string, classes int, probs ...[]float32)
 	yMax := top * math.Pow(10, room*decades)
 	cols := min(opt.Cols, n)
 	rows := (n + cols - 1) / cols
-	plots := make([][]*plot.Plot, rows)
-	for r := range plots {
-		plots[r] = make([]*plot.Plot, cols)
+	grid := make([][]*plot.Plot, rows)
+	for r := range grid {
+		grid[r] = make([]*plot.Plot, cols)
 	}
 	barW := 0.8 / float64(ns)
 	for i, name := range names {
@@ -152,8 +152,8 @@ func TopKChart(opt TopKOptions, names []string, classes int, probs ...[]float32)
 		pl.Y.Scale = plot.LogScale{}
 		pl.Y.Tick.Marker = decadeTicks{}
 		pl.X.Label.Text = "class"
-		grid := plotter.NewGrid()
-		grid.Vertical.Color = nil
+		lines := plotter.NewGrid()
+		lines.Vertical.Color = nil
 		labels := make([]string, len(shown[i]))
 		var (
 			xys   plotter.XYs
@@ -166,13 +166,13 @@ func TopKChart(opt TopKOptions, names []string, classes int, probs ...[]float32)
 				pl.Add(&band{x0: float64(j) - 0.5, x1: float64(j) + 0.5, color: targetBand})
 			}
 		}
-		pl.Add(grid)
+		pl.Add(lines)
 		for j, c := range shown[i] {
 			for s := range ns {
 				p := float64(row(s, i)[c])
 				x0 := float64(j) - 0.4 + float64(s)*barW
 				if p > floor {
-					pl.Add(&bar{x0: x0, x1: x0 + barW, y0: floor, y: p, color: topKColor(s)})
+					pl.Add(&plots.Rect{X0: x0, X1: x0 + barW, Y0: floor, Y1: p, Color: topKColor(s)})
 				}
 				xys = append(xys, plotter.XY{X: x0 + barW/2, Y: max(p, floor) * math.Pow(10, 0.015*decades)})
 				texts = append(texts, probText(float32(p)))
@@ -194,19 +194,23 @@ func TopKChart(opt TopKOptions, names []string, classes int, probs ...[]float32)
 		pl.NominalX(labels...)
 		pl.X.Min, pl.X.Max = -0.5, float64(slots)-0.5
 		pl.Y.Min, pl.Y.Max = floor, yMax
-		plots[i/cols][i%cols] = pl
+		grid[i/cols][i%cols] = pl
 	}
-	var legend []legendEntry
+	var legend []plots.LegendEntry
 	if ns > 1 {
 		for s, name := range opt.Series {
-			legend = append(legend, legendEntry{name, []plot.Thumbnailer{&bar{color: topKColor(s)}}})
+			legend = append(legend, plots.LegendEntry{Name: name, Thumbs: []plot.Thumbnailer{&plots.Rect{Color: topKColor(s)}}})
 		}
 	}
 	if len(opt.Targets) > 0 {
-		legend = append(legend, legendEntry{"target class", []plot.Thumbnailer{&bar{color: targetBand}}})
+		legend = append(legend, plots.LegendEntry{Name: "target class", Thumbs: []plot.Thumbnailer{&plots.Rect{Color: targetBand}}})
 	}
 	tileW := 0.9*vg.Inch + vg.Length(slots)*(vg.Length(ns)*0.22+0.14)*vg.Inch
-	return drawFigure(opt.Title, plots, legend, vg.Length(cols)*tileW, vg.Length(rows)*2.6*vg.Inch)
+	fig, err := plots.Compose(opt.Title, grid, legend, vg.Length(cols)*tileW, vg.Length(rows)*2.6*vg.Inch)
+	if err != nil {
+		return nil, fmt.Errorf("nbutil.TopKChart: %w", err)
+	}
+	return fig.PNG()
 }
 
 // topKClasses returns the classes a chart of TopKChart shows: the union of the k most
@@ -280,24 +284,6 @@ func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
 		ticks = append(ticks, plot.Tick{Value: math.Pow(10, float64(e)), Label: label})
 	}
 	return ticks
-}
-
-// drawTiles draws a grid of plots (nil cells stay empty) into dc, aligned,
-// and encodes img as PNG.
-func drawTiles(plots [][]*plot.Plot, tiles draw.Tiles, dc draw.Canvas, img *vgimg.Canvas, what string) ([]byte, error) {
-	canvases := plot.Align(plots, tiles, dc)
-	for r := range plots {
-		for c, pl := range plots[r] {
-			if pl != nil {
-				pl.Draw(canvases[r][c])
-			}
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return buf.Bytes(), nil
 }
 
 // HTMLTable renders a table with a header row; cells are HTML-escaped. Cells that look

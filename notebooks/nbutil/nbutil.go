@@ -1,7 +1,8 @@
 // Package nbutil holds the small helpers the notebooks of this folder share, so that
 // notebook cells stay short: finding the checkout and the shared data beside it, and
 // rendering figures (an image grid with captions, top-k probability bar charts, HTML
-// tables) to bytes that a cell shows with gonbui.DisplayPNG / gonbui.DisplayHTML.
+// tables; line and bar charts drawn by package plots, as the bbd command draws them)
+// to bytes that a cell shows with gonbui.DisplayPNG / gonbui.DisplayHTML.
 //
 // It does not depend on TensorFlow or GoNB: it takes plain Go values, so it is tested
 // without a notebook.
