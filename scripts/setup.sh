@@ -3,10 +3,12 @@
 #
 # Installs, idempotently (a second run changes nothing and takes seconds):
 #   - Debian packages: HDF5 (libhdf5-dev), Fashion-MNIST (dataset-fashion-mnist),
-#     headless Jupyter (notebook, nbconvert, nbclient, ipykernel);
+#     headless Jupyter (notebook, nbconvert, nbclient, ipykernel), Chromium (headless
+#     browser of the tests that look at JupyterLab and the HTML report);
 #   - libtensorflow (C API) unpacked from the official tensorflow-cpu wheel on PyPI
 #     into .deps/libtensorflow (git-ignored);
-#   - a Python venv in .deps/venv with the same TensorFlow, the reference oracle of the tests;
+#   - a Python venv in .deps/venv with the same TensorFlow, the reference oracle of the tests,
+#     and JupyterLab (pinned below) with nbconvert, to open the notebooks as users do;
 #   - Go tools pinned in go.mod (GoNB, goimports), gopls (pinned here) and the bbd command
 #     into .deps/bin;
 #   - the GoNB Jupyter kernel of this checkout, with the cgo and library-path environment,
@@ -30,13 +32,15 @@ BIN="$DEPS/bin"
 PY=${PYTHON:-python3}
 JUPYTER_DIR="$DEPS/jupyter"
 GOPLS_VERSION=v0.23.0 # code completion in the notebooks; v0.24 needs a newer Go
+JUPYTERLAB_VERSION=4.6.6 # `make lab`, notebooks/lab_test.go
+NBCONVERT_VERSION=7.17.2 # internal/nbhtml: executed notebooks as HTML
 
 say() { printf '[setup] %s\n' "$*"; }
 mkdir -p "$DEPS" "$BIN"
 
 # ---- 1. Debian packages ------------------------------------------------------
 APT_PKGS=(libhdf5-dev pkg-config dataset-fashion-mnist jupyter-notebook jupyter-client
-  jupyter-nbconvert python3-nbclient python3-ipykernel)
+  jupyter-nbconvert python3-nbclient python3-ipykernel chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -94,6 +98,18 @@ else
   [ "$TF_WHEEL" = tensorflow ] && pkg="tensorflow[and-cuda]==$TF_VERSION"
   "$VENV/bin/pip" install -q --find-links "$DEPS/wheels" "$pkg" h5py pillow
   echo "$vstamp" > "$VENV/.complete"
+fi
+
+# ---- 3b. JupyterLab in the venv --------------------------------------------
+# Its own stamp inside the venv: a new venv (step 3) reinstalls it, a new pin upgrades it,
+# without touching TensorFlow.
+lstamp="jupyterlab==$JUPYTERLAB_VERSION nbconvert==$NBCONVERT_VERSION"
+if [ -f "$VENV/.jupyterlab" ] && [ "$(cat "$VENV/.jupyterlab")" = "$lstamp" ]; then
+  say "JupyterLab $JUPYTERLAB_VERSION present in the venv"
+else
+  say "installing $lstamp into the venv"
+  "$VENV/bin/pip" install -q "jupyterlab==$JUPYTERLAB_VERSION" "nbconvert==$NBCONVERT_VERSION"
+  echo "$lstamp" > "$VENV/.jupyterlab"
 fi
 
 # ---- 4. environment for cgo and the dynamic loader --------------------------
