@@ -33,7 +33,9 @@ var (
 // InputError describes a bad data input: Path names it (a file, a directory,
 // or a description such as "images"), Msg says what was expected and what was
 // found. Kind is one of the Err* values of this package; Err is an optional
-// underlying cause (for example an *fs.PathError). Bad models and tensors
+// underlying cause (for example an *fs.PathError); with Msg empty, Err's
+// message is the whole message (an *h5.CrashError, which names the file).
+// Bad models and tensors
 // given to models are reported by tfmodels.InputError instead (no Kind).
 type InputError struct {
 	Path string
@@ -43,6 +45,9 @@ type InputError struct {
 }
 
 func (e *InputError) Error() string {
+	if e.Msg == "" && e.Err != nil {
+		return e.Err.Error() // a cause that names the input itself
+	}
 	s := e.Msg
 	if e.Path != "" {
 		s = e.Path + ": " + s

@@ -58,41 +58,10 @@ const (
 // h5ChunkValues is how many values ReadBatch converts at a time.
 const h5ChunkValues = 1 << 19
 
-// readRows reads rows [start, start+count) of a dataset of the given dims as
-// float64 (HDF5 converts from any integer or float type and byte order) and
-// hands them to fn in chunks of whole rows: fn(first row, values).
+// readRows reads rows [start, start+count) of a dataset, h5ChunkValues
+// values at a time (see h5.ReadRows).
 func readRows(ds *hdf5.Dataset, dims []uint, start, count int, fn func(row int, v []float64) error) error {
-	rowLen := 1
-	for _, d := range dims[1:] {
-		rowLen *= int(d)
-	}
-	if count == 0 || rowLen == 0 {
-		return nil
-	}
-	chunk := max(1, h5ChunkValues/rowLen)
-	buf := make([]float64, min(chunk, count)*rowLen)
-	fspace := ds.Space()
-	if fspace == nil {
-		return errors.New("cannot get the dataset's dataspace")
-	}
-	defer fspace.Close()
-	offset := make([]uint, len(dims))
-	cnt := append([]uint(nil), dims...)
-	for r := start; r < start+count; r += chunk {
-		k := min(chunk, start+count-r)
-		offset[0], cnt[0] = uint(r), uint(k)
-		if err := fspace.SelectHyperslab(offset, nil, cnt, nil); err != nil {
-			return fmt.Errorf("selecting rows [%d, %d): %v", r, r+k, err)
-		}
-		v := buf[:k*rowLen]
-		if err := h5.ReadFloat64(ds, fspace, v); err != nil {
-			return fmt.Errorf("reading rows [%d, %d): %v", r, r+k, err)
-		}
-		if err := fn(r, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return h5.ReadRows(ds, dims, start, count, h5ChunkValues, fn)
 }
 
 // H5Reader streams a competition HDF5 file: datasets "data" [N,C,H,W]
@@ -120,6 +89,13 @@ func OpenH5(path string) (*H5Reader, error) {
 	}
 	if !ok {
 		return nil, inputErr(path, ErrNotHDF5, "not an HDF5 file (expected the signature \\x89HDF\\r\\n\\x1a\\n at the start)")
+	}
+	if err := h5.Preflight(path); err != nil {
+		var crash *h5.CrashError
+		if errors.As(err, &crash) {
+			return nil, &InputError{Path: path, Kind: ErrFormat, Err: err} // err names path
+		}
+		return nil, wrapErr(path, ErrFormat, err, "cannot open HDF5 file")
 	}
 	h5.Silence()
 	h5mu.Lock()

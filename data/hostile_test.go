@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"hash/crc32"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"gonum.org/v1/hdf5"
 
 	"github.com/bbd-workbench/bbd/data"
+	"github.com/bbd-workbench/bbd/internal/fuzzcorpus"
+	"github.com/bbd-workbench/bbd/internal/h5"
 	"github.com/bbd-workbench/bbd/internal/pyoracle"
 )
 
@@ -243,5 +246,36 @@ func TestH5LinksNotFollowed(t *testing.T) {
 		}
 		_, err := data.OpenH5(p)
 		wantErr(t, err, data.ErrFormat, p, `"data" is a soft or external link`)
+	}
+}
+
+// TestH5CrashersAreErrors: a competition file whose root group's symbol
+// table (B-tree node) is corrupt, found by FuzzOpenH5 (a seed now), crashes
+// Debian 12's HDF5 1.10 in H5Gget_info -> H5G__stab_count -> H5B_iterate ->
+// H5G__node_sumup -> H5F__accum_read -> memcpy. It is read in a child
+// process first (internal/h5.Preflight): OpenH5 and ReadH5 return one error
+// naming the file and the crash, and this process goes on.
+func TestH5CrashersAreErrors(t *testing.T) {
+	b, err := fuzzcorpus.Bytes(filepath.Join("testdata", "fuzz", "FuzzOpenH5", "a67b1ad18c0dcd31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "btree.h5")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []func(string) error{
+		func(p string) error { _, err := data.OpenH5(p); return err },
+		func(p string) error { _, err := data.ReadH5(p); return err },
+	} {
+		err := read(p)
+		var crash *h5.CrashError
+		if !errors.As(err, &crash) || !errors.Is(err, h5.ErrCrashed) || !errors.Is(err, data.ErrFormat) {
+			t.Fatalf("got %v, expected an *h5.CrashError of kind ErrFormat", err)
+		}
+		want := p + ": expected a readable HDF5 file, found one that crashed libhdf5 (SIGSEGV) reading its group structure (/): the file is malformed"
+		if err.Error() != want {
+			t.Errorf("got  %q\nwant %q", err, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package tfmodels_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"gonum.org/v1/hdf5"
 
+	"github.com/bbd-workbench/bbd/internal/fuzzcorpus"
+	"github.com/bbd-workbench/bbd/internal/h5"
 	"github.com/bbd-workbench/bbd/internal/pyoracle"
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
@@ -479,6 +482,38 @@ func TestKerasConfigAttributeNotString(t *testing.T) {
 	_, err = tfmodels.ReadKerasH5(file, nil)
 	if err == nil || !strings.Contains(err.Error(), "model_config") || !strings.Contains(err.Error(), "expected a string") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestKerasH5CrashersAreErrors: a Keras file whose variable-length
+// model_config points at a corrupt global-heap object, found by
+// FuzzReadKerasH5 (a seed now), crashes Debian 12's HDF5 1.10 in H5Aread ->
+// H5T__conv_vlen -> H5HG_read -> memcpy. It is read in a child process first
+// (internal/h5.Preflight): ReadKerasH5 and ImportKerasH5 return one error
+// naming the file and the crash, and this process goes on.
+func TestKerasH5CrashersAreErrors(t *testing.T) {
+	b, err := fuzzcorpus.Bytes(filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "71da4a65b1cdc0a5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "heap.h5")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []func(string) error{
+		func(p string) error { _, err := tfmodels.ReadKerasH5(p, nil); return err },
+		func(p string) error { _, err := tfmodels.ReadKerasH5(p, tinyArch()); return err },
+		func(p string) error { _, err := tfmodels.ImportKerasH5(p, nil, tfmodels.BuildOptions{}); return err },
+	} {
+		err := read(p)
+		var crash *h5.CrashError
+		if !errors.As(err, &crash) || !errors.Is(err, h5.ErrCrashed) {
+			t.Fatalf("got %v, expected an *h5.CrashError", err)
+		}
+		want := p + `: expected a readable HDF5 file, found one that crashed libhdf5 (SIGSEGV) reading attribute "model_config" of /: the file is malformed`
+		if err.Error() != want {
+			t.Errorf("got  %q\nwant %q", err, want)
+		}
 	}
 }
 

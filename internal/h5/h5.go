@@ -81,7 +81,9 @@ func nextOffset(off int64) int64 {
 }
 
 // Open opens an existing HDF5 file read-only, with one clear error for a
-// missing file or a file that is not HDF5.
+// missing file or a file that is not HDF5. The file is read in a child
+// process first (see Preflight): a file that crashes libhdf5 there is a
+// *CrashError, and is not opened here.
 func Open(path string) (*hdf5.File, error) {
 	Silence()
 	ok, err := IsHDF5(path)
@@ -93,6 +95,9 @@ func Open(path string) (*hdf5.File, error) {
 	}
 	if !ok {
 		return nil, fmt.Errorf("%s: expected an HDF5 file, found a file without the HDF5 signature (not an HDF5 file)", path)
+	}
+	if err := Preflight(path); err != nil {
+		return nil, err
 	}
 	f, err := hdf5.OpenFile(path, hdf5.F_ACC_RDONLY)
 	if err != nil {

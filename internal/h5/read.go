@@ -297,3 +297,41 @@ func IsFloat(ds *hdf5.Dataset) bool {
 	defer C.H5Tclose(t)
 	return C.H5Tget_class(t) == C.H5T_FLOAT
 }
+
+// ReadRows reads rows [start, start+count) of dataset ds of the given dims
+// as float64 (HDF5 converts from any integer or float type and byte order)
+// and hands them to fn in chunks of whole rows, about chunkValues values at a
+// time (at least one row): fn(first row, values).
+func ReadRows(ds *hdf5.Dataset, dims []uint, start, count, chunkValues int, fn func(row int, v []float64) error) error {
+	rowLen := 1
+	for _, d := range dims[1:] {
+		rowLen *= int(d)
+	}
+	if count == 0 || rowLen == 0 {
+		return nil
+	}
+	chunk := max(1, chunkValues/rowLen)
+	buf := make([]float64, min(chunk, count)*rowLen)
+	fspace := ds.Space()
+	if fspace == nil {
+		return errors.New("cannot get the dataset's dataspace")
+	}
+	defer fspace.Close()
+	offset := make([]uint, len(dims))
+	cnt := append([]uint(nil), dims...)
+	for r := start; r < start+count; r += chunk {
+		k := min(chunk, start+count-r)
+		offset[0], cnt[0] = uint(r), uint(k)
+		if err := fspace.SelectHyperslab(offset, nil, cnt, nil); err != nil {
+			return fmt.Errorf("selecting rows [%d, %d): %v", r, r+k, err)
+		}
+		v := buf[:k*rowLen]
+		if err := ReadFloat64(ds, fspace, v); err != nil {
+			return fmt.Errorf("reading rows [%d, %d): %v", r, r+k, err)
+		}
+		if err := fn(r, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

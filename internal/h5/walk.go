@@ -120,7 +120,7 @@ type objectKey struct {
 // an error naming the path.
 func Walk(f *hdf5.File, root string, fn func(dataset string) error) error {
 	w := &walker{f: f, seen: map[objectKey]bool{}, fn: fn}
-	k, kind, err := w.object(root)
+	k, kind, err := objectInfo(f, root)
 	if err != nil {
 		return err
 	}
@@ -138,12 +138,14 @@ type walker struct {
 	fn      func(string) error
 }
 
-func (w *walker) object(p string) (objectKey, int, error) {
+// objectInfo returns the identity of the object at p in f and its kind (0
+// group, 1 dataset, 2 other).
+func objectInfo(f *hdf5.File, p string) (objectKey, int, error) {
 	cname := C.CString(p)
 	defer C.free(unsafe.Pointer(cname))
 	var fileno C.ulong
 	var key [16]C.uchar
-	kind := C.bbd_h5_object(C.hid_t(w.f.ID()), cname, &fileno, &key[0])
+	kind := C.bbd_h5_object(C.hid_t(f.ID()), cname, &fileno, &key[0])
 	if kind < 0 {
 		return objectKey{}, 0, fmt.Errorf("%s: unreadable object", p)
 	}
@@ -175,7 +177,7 @@ func (w *walker) group(p string, depth int) error {
 		default:
 			return fmt.Errorf("%s: unreadable link", full)
 		}
-		k, kind, err := w.object(full)
+		k, kind, err := objectInfo(w.f, full)
 		if err != nil {
 			return err
 		}
