@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,14 @@ func start(ctx context.Context, args []string, stdout *bytes.Buffer, extra ...*o
 	all := append(append(append([]string{}, Flags...), "--user-data-dir="+profile), args...)
 	cmd := exec.Command(bin, all...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Chromium's temporary files (shared memory under --disable-dev-shm-usage)
+	// go into the profile, removed with it even when Chromium is killed.
+	tmp := filepath.Join(profile, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		os.RemoveAll(profile)
+		return nil, err
+	}
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	p := &process{cmd: cmd, profile: profile, stderr: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
 	if stdout != nil {
 		cmd.Stdout = stdout
