@@ -45,3 +45,9 @@ fuzz: check-setup
 .PHONY: notebook
 notebook: check-setup
 	$(WITH_ENV) jupyter notebook notebooks/
+
+# The notebooks in JupyterLab (installed in the venv by setup), with this checkout's GoNB kernel.
+# As root Jupyter wants --allow-root. LAB_FLAGS: more flags, e.g. LAB_FLAGS='--no-browser --port=8899'.
+.PHONY: lab
+lab: check-setup
+	$(WITH_ENV) .deps/venv/bin/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_FLAGS) notebooks/
