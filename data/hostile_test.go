@@ -279,3 +279,23 @@ func TestH5CrashersAreErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestH5HugeElementType: a file whose "data" declares float values of
+// 3640655876 bytes each, found by FuzzOpenH5 (a seed), made HDF5 1.10
+// allocate 3.8 GB to convert the first rows (and the fuzzing process die).
+// Numbers of more than 16 bytes are refused before anything is read.
+func TestH5HugeElementType(t *testing.T) {
+	b, err := fuzzcorpus.Bytes(filepath.Join("testdata", "fuzz", "FuzzOpenH5", "d5445ad91fcf4b69"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "huge-type.h5")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = data.OpenH5(p)
+	want := p + `: dataset "data" has element type float of 3640655876 bytes, expected integers or floating-point numbers`
+	if !errors.Is(err, data.ErrFormat) || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}

@@ -2,6 +2,42 @@
 // file exists and is HDF5 before the C library sees it, and turns off the
 // library's habit of printing its error stack to stderr, so that a bad input
 // gives one clear Go error and nothing else.
+//
+// # Files that crash libhdf5
+//
+// Debian 12's HDF5 1.10 reads some malformed files past its buffers and dies
+// with SIGSEGV (a corrupt group B-tree in H5Gget_info, a corrupt global-heap
+// string in H5HG_read: see the seeds of data's FuzzOpenH5 and tfmodels'
+// FuzzReadKerasH5); Go cannot recover from a fault in C. So [Open] (used by
+// tfmodels.ReadKerasH5) and data.OpenH5 call [Preflight] before opening a
+// file in this process: the program re-executes itself (/proc/self/exe, the
+// same environment plus BBD_H5_PREFLIGHT_CHILD=<file>), and this package's
+// init, which runs before main, the tests or a notebook's code, and before
+// any TensorFlow work, reads the file and exits. The child opens the file,
+// walks its groups (hard links only, within [MaxDepth] and [MaxMembers]),
+// looks up each link by name, reads the names of every object's attributes
+// and every string attribute of one value (a Keras model_config), each
+// dataset's shape, type and storage check, and its values: in full up to
+// 2^24 values per dataset and 2^26 in all, beyond that the first and last
+// rows and the chunk index. That is a superset of what bbd's readers do with
+// a file within those budgets. A child that dies, or does not finish within
+// the timeout, is a *[CrashError] (errors.Is [ErrCrashed]) with one message:
+//
+//	f.h5: expected a readable HDF5 file, found one that crashed libhdf5 (SIGSEGV) reading its group structure (/): the file is malformed
+//
+// and the file is not opened in this process. A child that finishes lets the
+// in-process read go on (and report whatever errors it finds).
+//
+// Costs: one fork and exec per version of a file (path, inode, size,
+// modification time) per process, cached; about 10 ms for a program without
+// libtensorflow, 0.2-0.4 s for one that links it (its loading dominates).
+// Environment:
+//   - BBD_H5_PREFLIGHT=off skips the child (trusted files only: a malformed
+//     file can then crash the program);
+//   - BBD_H5_PREFLIGHT_TIMEOUT (a Go duration, default 2m) bounds the child.
+//
+// Linux only (the project's platform): the child is found through
+// /proc/self/exe, falling back on os.Executable.
 package h5
 
 // #include <hdf5.h>

@@ -39,7 +39,23 @@ package h5
 //     return ret;
 // }
 //
+// // bbd_h5_number_class returns 0 when ds holds floating-point numbers, 1
+// // integers, of at most 16 bytes each (a malformed file can declare
+// // gigabytes, which HDF5 1.10 allocates for each value converted), -1
+// // otherwise.
+// static int bbd_h5_number_class(hid_t ds) {
+//     int ret = -1;
+//     hid_t t = H5Dget_type(ds);
+//     if (t < 0) return -1;
+//     size_t size = H5Tget_size(t);
+//     H5T_class_t c = H5Tget_class(t);
+//     if (size > 0 && size <= 16) ret = c == H5T_FLOAT ? 0 : c == H5T_INTEGER ? 1 : -1;
+//     H5Tclose(t);
+//     return ret;
+// }
+//
 // static herr_t bbd_h5_read(hid_t ds, int kind, hid_t fspace, hsize_t n, void *buf) {
+//     if (bbd_h5_number_class(ds) < 0) return -3;
 //     int layout = bbd_h5_check_layout(ds);
 //     if (layout < 0) return layout;
 //     hid_t mtype = kind == 1 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
@@ -181,6 +197,8 @@ func read(ds *hdf5.Dataset, kind C.int, fspace *hdf5.Dataspace, n int, buf unsaf
 	switch r := C.bbd_h5_read(C.hid_t(ds.ID()), kind, fs, C.hsize_t(n), buf); {
 	case r == -2:
 		return errors.New("its compact storage does not hold the number of values its header declares (a malformed file)")
+	case r == -3:
+		return fmt.Errorf("its element type is %s, expected integers or floating-point numbers of at most %d bytes", TypeName(ds), maxNumberBytes)
 	case r < 0:
 		return errors.New("HDF5 could not read or convert the values (unreadable data, or values out of range)")
 	}
@@ -232,16 +250,24 @@ func ReadStringAttribute(obj interface{ ID() int64 }, name string, max int) (str
 }
 
 // TypeName describes the element type of a dataset: "float32", "float16",
-// "float64 big-endian", "uint8", "int16"..., or the class for other types.
+// "float64 big-endian", "uint8", "int16", "float of 3640655876 bytes"..., or
+// the class for other types.
 func TypeName(ds *hdf5.Dataset) string {
 	t := C.H5Dget_type(C.hid_t(ds.ID()))
 	if t < 0 {
 		return "unknown type"
 	}
 	defer C.H5Tclose(t)
-	size := int(C.H5Tget_size(t)) * 8
+	bytes := uint64(C.H5Tget_size(t))
+	size := bytes * 8
+	class := C.H5Tget_class(t)
+	if bytes > maxNumberBytes && class == C.H5T_FLOAT {
+		return fmt.Sprintf("float of %d bytes", bytes)
+	} else if bytes > maxNumberBytes && class == C.H5T_INTEGER {
+		return fmt.Sprintf("integer of %d bytes", bytes)
+	}
 	var s string
-	switch C.H5Tget_class(t) {
+	switch class {
 	case C.H5T_FLOAT:
 		s = fmt.Sprintf("float%d", size)
 	case C.H5T_INTEGER:
@@ -276,27 +302,17 @@ func TypeName(ds *hdf5.Dataset) string {
 	return s
 }
 
-// IsNumeric reports whether a dataset holds integers or floating-point
-// numbers (of any size and byte order: ReadFloat32 and ReadFloat64 convert).
-func IsNumeric(ds *hdf5.Dataset) bool {
-	t := C.H5Dget_type(C.hid_t(ds.ID()))
-	if t < 0 {
-		return false
-	}
-	defer C.H5Tclose(t)
-	c := C.H5Tget_class(t)
-	return c == C.H5T_FLOAT || c == C.H5T_INTEGER
-}
+// maxNumberBytes is the largest integer or float type read (a long double).
+const maxNumberBytes = 16
 
-// IsFloat reports whether a dataset holds floating-point numbers.
-func IsFloat(ds *hdf5.Dataset) bool {
-	t := C.H5Dget_type(C.hid_t(ds.ID()))
-	if t < 0 {
-		return false
-	}
-	defer C.H5Tclose(t)
-	return C.H5Tget_class(t) == C.H5T_FLOAT
-}
+// IsNumeric reports whether a dataset holds integers or floating-point
+// numbers (of any byte order and of at most 16 bytes: ReadFloat32 and
+// ReadFloat64 convert).
+func IsNumeric(ds *hdf5.Dataset) bool { return C.bbd_h5_number_class(C.hid_t(ds.ID())) >= 0 }
+
+// IsFloat reports whether a dataset holds floating-point numbers (of at most
+// 16 bytes).
+func IsFloat(ds *hdf5.Dataset) bool { return C.bbd_h5_number_class(C.hid_t(ds.ID())) == 0 }
 
 // ReadRows reads rows [start, start+count) of dataset ds of the given dims
 // as float64 (HDF5 converts from any integer or float type and byte order)
