@@ -65,6 +65,7 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"time"
 
 	"gonum.org/v1/hdf5"
 )
@@ -93,6 +94,12 @@ const (
 // the walk does not (the parent's own read reports errors).
 func runChild(file string) int {
 	runtime.LockOSThread() // HDF5's error-printing setting is per thread
+	// The parent stops the child after the timeout; should the parent be
+	// gone, the child stops itself a little later (a file can make libhdf5
+	// loop).
+	if d, err := preflightTimeout(); err == nil {
+		time.AfterFunc(d+d/10, func() { os.Exit(3) })
+	}
 	Silence()
 	c := &child{out: os.Stdout, seen: map[objectKey]bool{}}
 	c.stage("the file's superblock (opening it)")

@@ -169,13 +169,9 @@ func Preflight(path string) error {
 // runPreflight runs the child on abs; keep is false for a verdict that may
 // differ next time (no answer in time, no child started).
 func runPreflight(path, abs string) (err error, keep bool) {
-	timeout := DefaultPreflightTimeout
-	if s := os.Getenv(PreflightTimeoutEnv); s != "" {
-		d, perr := time.ParseDuration(s)
-		if perr != nil || d <= 0 {
-			return fmt.Errorf("%s: $%s is %q, expected a positive duration such as 5m", path, PreflightTimeoutEnv, s), false
-		}
-		timeout = d
+	timeout, err := preflightTimeout()
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err), false
 	}
 	exe := "/proc/self/exe" // this program, even if its file was replaced
 	if _, err := os.Stat(exe); err != nil {
@@ -190,6 +186,7 @@ func runPreflight(path, abs string) (err error, keep bool) {
 	cmd.Env = append(withoutEnv(os.Environ(), childEnv), childEnv+"="+abs, "GOTRACEBACK=single")
 	var stdout, stderr tail
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second // should anything else hold its pipes
 	children.Add(1)
 	runErr := cmd.Run()
 	stage, done := lastStage(stdout.String())
@@ -207,6 +204,19 @@ func runPreflight(path, abs string) (err error, keep bool) {
 		return fmt.Errorf("%s: cannot read the file in a child process first (%v); set %s=off for trusted files", path, runErr, PreflightEnv), false
 	}
 	return &CrashError{Path: path, Cause: crashCause(exit, stderr.String()), Stage: stage}, true
+}
+
+// preflightTimeout returns $BBD_H5_PREFLIGHT_TIMEOUT, or the default.
+func preflightTimeout() (time.Duration, error) {
+	s := os.Getenv(PreflightTimeoutEnv)
+	if s == "" {
+		return DefaultPreflightTimeout, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("$%s is %q, expected a positive duration such as 5m", PreflightTimeoutEnv, s)
+	}
+	return d, nil
 }
 
 // signalLine matches the Go runtime's report of a signal in C code:
