@@ -140,6 +140,27 @@ overlays for an input once its decision is clear; --export writes a filter Saved
 			"bbd strip --model zoo/sunglasses --pool zoo/data/clean_validation_data.h5 --export /tmp/sunglasses-filter",
 		},
 	},
+	"reproduce": {
+		text: `Regenerates every figure and table of the BBD paper with bbd's defences: fine-pruning
+(Figures 1-2, Table 1), STRIP (Figure 3, Table 2), Neural Cleanse (Figure 4, Table 3,
+anomaly-index plots), the Bimodel defence (Table 4 with equations (3)-(6)) and
+activation analysis (Figure 9, activation clustering). --zoo runs on a bbd zoo (the
+paper's numbers shown beside, on different data); --data on the CSAW-HackML-2020 files
+the paper used (with the four BadNets from --models). Writes figures/*.png and *.svg,
+tables/*.md, *.csv and *.json, results.json and one self-contained report.html.
+
+Every unit of work (a BadNet and a method, a scan) is cached in <out>/cache by its
+inputs: run the same command again after an interruption (Ctrl-C) and it resumes;
+a finished run is re-rendered in seconds. --out must be new, empty, or an earlier
+reproduction. The full run on the full zoo takes about an hour on 2 cores; --small
+takes minutes.`,
+		examples: []string{
+			"bbd reproduce --zoo /tmp/zoo --out /tmp/repro                      # everything, paper settings",
+			"bbd reproduce --zoo /tmp/zoo --out /tmp/repro-small --small        # a quick look",
+			"bbd reproduce --zoo /tmp/zoo --out /tmp/repro --only strip,neural-cleanse --model-names sunglasses,clean",
+			"bbd reproduce --data /path/to/competition/data --models ../shared/badnets --labels 0-9 --out /tmp/paper",
+		},
+	},
 	"cleanse": {
 		text: `Neural Cleanse: reverse-engineers a minimal trigger per label on clean data, flags
 outlier labels (a scan may be split over label ranges and merged), and unlearns the
