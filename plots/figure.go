@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -21,9 +22,11 @@ const DPI = 96
 
 // Figure is a drawn figure that renders to several formats at a fixed size. It keeps
 // its plots and draws them again for each format, so PNG and SVG show the same thing.
+// Its methods may be called from several goroutines.
 type Figure struct {
-	title           string // what Title returns
-	banner          string // drawn above the plots ("" for none)
+	mu              sync.Mutex // gonum/plot writes to a plot's axes while drawing it
+	title           string     // what Title returns
+	banner          string     // drawn above the plots ("" for none)
 	grid            [][]*plot.Plot
 	legend          [][]LegendEntry // rows of the legend below the plots
 	rowW            []vg.Length     // width of each legend row
@@ -146,6 +149,8 @@ func (f *Figure) SVG() ([]byte, error) {
 // draw draws the figure on c. gonum/plot panics on some inputs the constructors do not
 // foresee; that becomes an error here, as library code must not panic.
 func (f *Figure) draw(c vg.CanvasSizer) (err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("plots: drawing %q: %v", f.title, r)

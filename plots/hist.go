@@ -63,6 +63,9 @@ func Histograms(opt HistogramOptions, dists ...Distribution) (*Figure, error) {
 	if opt.Mark && !finite(opt.Threshold) {
 		return nil, fmt.Errorf("plots.Histograms: threshold %v", opt.Threshold)
 	}
+	if opt.Mark && !finite(max(hi, opt.Threshold)-min(lo, opt.Threshold)) {
+		return nil, fmt.Errorf("plots.Histograms: threshold %v too far from the values (%v to %v) to draw", opt.Threshold, lo, hi)
+	}
 	if lo == hi { // one value: a bin of width 1 around it
 		lo, hi = lo-0.5, hi+0.5
 	}
@@ -74,15 +77,10 @@ func Histograms(opt HistogramOptions, dists ...Distribution) (*Figure, error) {
 	var legend []LegendEntry
 	top := 0.0
 	for j, d := range dists {
-		counts := make([]int, bins)
-		for _, v := range d.Values {
-			counts[min(bins-1, max(0, int((v-lo)/width)))]++
-		}
 		// A closed step outline: up from 0 at the first edge, down to 0 at the last.
 		xys := make(plotter.XYs, 0, bins+2)
 		xys = append(xys, plotter.XY{X: lo, Y: 0})
-		for b, n := range counts {
-			y := float64(n) / (float64(len(d.Values)) * width)
+		for b, y := range density(d.Values, lo, width, bins) {
 			if !finite(y) {
 				return nil, fmt.Errorf("plots.Histograms: distribution %q: density %v over bins of width %v", d.Name, y, width)
 			}
@@ -108,4 +106,17 @@ func Histograms(opt HistogramOptions, dists ...Distribution) (*Figure, error) {
 		legend = append(legend, LegendEntry{name, []plot.Thumbnailer{mark}})
 	}
 	return single(opt.Title, pl, legend, singleW, singleH)
+}
+
+// density returns the density of values over bins of the given width from lo: the
+// share of the values in each bin over its width (the last bin includes its top edge).
+func density(values []float64, lo, width float64, bins int) []float64 {
+	d := make([]float64, bins)
+	for _, v := range values {
+		d[min(bins-1, max(0, int((v-lo)/width)))]++
+	}
+	for b := range d {
+		d[b] /= float64(len(values)) * width
+	}
+	return d
 }

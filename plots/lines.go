@@ -58,6 +58,10 @@ func Lines(title string, panels []LinePanel, cols int) (*Figure, error) {
 		}
 		pl := newPlot(pn.Title, pn.XLabel, pn.YLabel)
 		whole := true
+		xs, ys := newSpan(), newSpan()
+		if pn.YMin != pn.YMax {
+			ys.add(pn.YMin, pn.YMax)
+		}
 		for j, s := range pn.Series {
 			if len(s.X) != len(s.Y) {
 				return nil, fmt.Errorf("plots.Lines: panel %d (%q) series %q has %d x and %d y values", i, pn.Title, s.Name, len(s.X), len(s.Y))
@@ -69,6 +73,8 @@ func Lines(title string, panels []LinePanel, cols int) (*Figure, error) {
 				}
 				xys[k] = plotter.XY{X: s.X[k], Y: s.Y[k]}
 				whole = whole && s.X[k] == math.Trunc(s.X[k])
+				xs.add(s.X[k])
+				ys.add(s.Y[k])
 			}
 			line := &plotter.Line{XYs: xys, LineStyle: lineStyle(j)}
 			points := &plotter.Scatter{XYs: xys, GlyphStyle: glyphStyle(j)}
@@ -78,6 +84,9 @@ func Lines(title string, panels []LinePanel, cols int) (*Figure, error) {
 			if len(xys) > 0 {
 				pl.Add(line, points)
 			}
+		}
+		if !xs.ok() || !ys.ok() {
+			return nil, fmt.Errorf("plots.Lines: panel %d (%q): x from %v to %v, y from %v to %v: too wide to draw", i, pn.Title, xs.lo, xs.hi, ys.lo, ys.hi)
 		}
 		if pn.YMin != pn.YMax {
 			pl.Y.Min, pl.Y.Max = pn.YMin, pn.YMax
@@ -136,6 +145,9 @@ func GroupedBars(title, yLabel string, groups []string, series []BarSeries) (*Fi
 	}
 	if top == 0 {
 		top = 1
+	}
+	if !finite(top * 1.12) { // the headroom above the bars
+		return nil, fmt.Errorf("plots.GroupedBars: value %v is too large to draw", top)
 	}
 	pl := plot.New()
 	pl.Title.Text = title

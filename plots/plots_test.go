@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"gonum.org/v1/plot"
 )
 
 // normal returns n deterministic samples of N(mean, sd) (an LCG and Box-Muller, so
@@ -154,6 +157,30 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestConcurrent renders one figure from several goroutines (go test -race checks it).
+func TestConcurrent(t *testing.T) {
+	f, err := figures[0].make()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := f.PNG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if got, err := f.PNG(); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("concurrent PNG: %v, same bytes: %v", err, bytes.Equal(got, want))
+			}
+			if _, err := f.SVG(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestErrors(t *testing.T) {
 	nan, inf := math.NaN(), math.Inf(1)
 	ok := []Series{{Name: "a", X: []float64{1}, Y: []float64{1}}}
@@ -198,6 +225,24 @@ func TestErrors(t *testing.T) {
 		{"too wide a range", func() (*Figure, error) {
 			return Histograms(HistogramOptions{}, Distribution{"clean", []float64{-math.MaxFloat64, math.MaxFloat64}})
 		}, "plots.Histograms: range"},
+		{"too wide lines", func() (*Figure, error) {
+			return Lines("", []LinePanel{{Series: []Series{{X: []float64{-math.MaxFloat64, math.MaxFloat64}, Y: []float64{0, 1}}}}}, 1)
+		}, "plots.Lines: panel 0 (\"\"): x from -1.7976931348623157e+308 to 1.7976931348623157e+308"},
+		{"too wide y range", func() (*Figure, error) {
+			return Lines("", []LinePanel{{Series: ok, YMin: -math.MaxFloat64, YMax: math.MaxFloat64}}, 1)
+		}, "too wide to draw"},
+		{"huge bar", func() (*Figure, error) {
+			return GroupedBars("", "", []string{"g"}, []BarSeries{{Name: "a", Values: []float64{math.MaxFloat64}}})
+		}, "plots.GroupedBars: value 1.7976931348623157e+308 is too large"},
+		{"far threshold", func() (*Figure, error) {
+			return Histograms(HistogramOptions{Mark: true, Threshold: -math.MaxFloat64}, Distribution{"a", []float64{math.MaxFloat64}})
+		}, "plots.Histograms: threshold -1.7976931348623157e+308 too far"},
+		{"too wide scatter", func() (*Figure, error) {
+			return Scatter("", "", "", PointSet{"a", []float64{0, 1}, []float64{-math.MaxFloat64, math.MaxFloat64}})
+		}, "plots.Scatter: x from 0 to 1, y from -1.7976931348623157e+308"},
+		{"too wide anomaly", func() (*Figure, error) {
+			return AnomalyIndex("", []int{0, 1}, []float64{-math.MaxFloat64, math.MaxFloat64}, 0)
+		}, "plots.AnomalyIndex: anomaly indices and threshold from"},
 		{"no sets", func() (*Figure, error) { return Scatter("", "", "") }, "plots.Scatter: no point sets"},
 		{"no points", func() (*Figure, error) { return Scatter("", "", "", PointSet{Name: "a"}) }, "plots.Scatter: the 1 point sets have no points"},
 		{"scatter lengths", func() (*Figure, error) {
@@ -211,7 +256,11 @@ func TestErrors(t *testing.T) {
 		{"negative label", func() (*Figure, error) { return AnomalyIndex("", []int{-1}, []float64{1}, 2) }, "plots.AnomalyIndex: label -1 is negative"},
 		{"NaN index", func() (*Figure, error) { return AnomalyIndex("", []int{3}, []float64{nan}, 2) }, "plots.AnomalyIndex: label 3: anomaly index NaN"},
 		{"Inf threshold", func() (*Figure, error) { return AnomalyIndex("", []int{3}, []float64{1}, inf) }, "plots.AnomalyIndex: threshold +Inf"},
-		{"compose ragged", func() (*Figure, error) { return Compose("", nil, nil, 1, 1) }, "plots.Compose: no plots"},
+		{"compose nothing", func() (*Figure, error) { return Compose("", nil, nil, 1, 1) }, "plots.Compose: no plots"},
+		{"compose ragged", func() (*Figure, error) {
+			return Compose("", [][]*plot.Plot{{nil, nil}, {nil}}, nil, 1, 1)
+		}, "plots.Compose: row 1 has 1 plots, row 0 has 2"},
+		{"compose size", func() (*Figure, error) { return Compose("", [][]*plot.Plot{{nil}}, nil, 0, 1) }, "plots.Compose: size 0 x 1"},
 	} {
 		f, err := c.call()
 		if err == nil || f != nil {
@@ -301,6 +350,22 @@ func TestLayout(t *testing.T) {
 	bs, bw := decode(t, short).Bounds(), decode(t, wrapped).Bounds()
 	if bs.Dx() != bw.Dx() || bw.Dy() <= bs.Dy() {
 		t.Errorf("short legend %v, long legend %v: want as wide and taller", bs.Size(), bw.Size())
+	}
+}
+
+// TestDensity: a histogram's bins integrate to 1; the top value falls in the last bin.
+func TestDensity(t *testing.T) {
+	d := density([]float64{0, 0.1, 0.5, 0.99, 1}, 0, 0.25, 4)
+	want := []float64{2 / (5 * 0.25), 0, 1 / (5 * 0.25), 2 / (5 * 0.25)}
+	sum := 0.0
+	for b := range d {
+		sum += d[b] * 0.25
+		if math.Abs(d[b]-want[b]) > 1e-12 {
+			t.Errorf("bin %d: density %v, want %v", b, d[b], want[b])
+		}
+	}
+	if math.Abs(sum-1) > 1e-12 {
+		t.Errorf("densities integrate to %v", sum)
 	}
 }
 

@@ -3,7 +3,6 @@ package plots
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -27,6 +26,7 @@ func Scatter(title, xLabel, yLabel string, sets ...PointSet) (*Figure, error) {
 	pl := newPlot(title, xLabel, yLabel)
 	var legend []LegendEntry
 	total := 0
+	xs, ys := newSpan(), newSpan()
 	for j, s := range sets {
 		if len(s.X) != len(s.Y) {
 			return nil, fmt.Errorf("plots.Scatter: set %q has %d x and %d y values", s.Name, len(s.X), len(s.Y))
@@ -37,6 +37,8 @@ func Scatter(title, xLabel, yLabel string, sets ...PointSet) (*Figure, error) {
 				return nil, fmt.Errorf("plots.Scatter: set %q: point %d is (%v, %v)", s.Name, k, s.X[k], s.Y[k])
 			}
 			xys[k] = plotter.XY{X: s.X[k], Y: s.Y[k]}
+			xs.add(s.X[k])
+			ys.add(s.Y[k])
 		}
 		total += len(xys)
 		dots := &plotter.Scatter{XYs: xys, GlyphStyle: draw.GlyphStyle{
@@ -50,6 +52,9 @@ func Scatter(title, xLabel, yLabel string, sets ...PointSet) (*Figure, error) {
 	}
 	if total == 0 {
 		return nil, fmt.Errorf("plots.Scatter: the %d point sets have no points", len(sets))
+	}
+	if !xs.ok() || !ys.ok() {
+		return nil, fmt.Errorf("plots.Scatter: x from %v to %v, y from %v to %v: too wide to draw", xs.lo, xs.hi, ys.lo, ys.hi)
 	}
 	return single(title, pl, legend, singleW, singleH)
 }
@@ -69,8 +74,8 @@ func AnomalyIndex(title string, labels []int, index []float64, threshold float64
 	}
 	var flagged, others plotter.XYs
 	var names []string
-	xlo, xhi := math.Inf(1), math.Inf(-1)
-	ylo, yhi := min(0, threshold), threshold
+	xs, ys := newSpan(), newSpan()
+	ys.add(0, threshold)
 	for i, l := range labels {
 		v := index[i]
 		if l < 0 {
@@ -86,11 +91,11 @@ func AnomalyIndex(title string, labels []int, index []float64, threshold float64
 		} else {
 			others = append(others, xy)
 		}
-		xlo, xhi = min(xlo, xy.X), max(xhi, xy.X)
-		ylo, yhi = min(ylo, v), max(yhi, v)
+		xs.add(xy.X)
+		ys.add(v)
 	}
-	if !finite(yhi - ylo) {
-		return nil, fmt.Errorf("plots.AnomalyIndex: anomaly indices from %v to %v", ylo, yhi)
+	if !ys.ok() {
+		return nil, fmt.Errorf("plots.AnomalyIndex: anomaly indices and threshold from %v to %v: too wide to draw", ys.lo, ys.hi)
 	}
 	pl := newPlot(title, "label", "anomaly index")
 	pl.X.Tick.Marker = WholeTicks{}
@@ -118,10 +123,10 @@ func AnomalyIndex(title string, labels []int, index []float64, threshold float64
 		pl.Add(lbl)
 	}
 	// Room around the dots, and above them for the annotations.
-	xpad := max(0.5, 0.03*(xhi-xlo))
-	pl.X.Min, pl.X.Max = xlo-xpad, xhi+xpad
-	ypad := 0.05 * max(yhi-ylo, 1e-9)
-	pl.Y.Min, pl.Y.Max = ylo-ypad, yhi+3*ypad
+	xpad := max(0.5, 0.03*(xs.hi-xs.lo))
+	pl.X.Min, pl.X.Max = xs.lo-xpad, xs.hi+xpad
+	ypad := 0.05 * max(ys.hi-ys.lo, 1e-9)
+	pl.Y.Min, pl.Y.Max = ys.lo-ypad, ys.hi+3*ypad
 	legend := []LegendEntry{
 		{fmt.Sprintf("flagged (index > %.3g)", threshold), []plot.Thumbnailer{red}},
 		{"not flagged", []plot.Thumbnailer{grey}},

@@ -62,6 +62,20 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
+// span is the range of an axis's values. One whose width overflows is refused:
+// gonum/plot's tick marker never returns on it.
+type span struct{ lo, hi float64 }
+
+func newSpan() span { return span{math.Inf(1), math.Inf(-1)} }
+
+func (s *span) add(vs ...float64) {
+	for _, v := range vs {
+		s.lo, s.hi = min(s.lo, v), max(s.hi, v)
+	}
+}
+
+func (s span) ok() bool { return s.lo > s.hi || finite(s.hi-s.lo) }
+
 // WholeTicks marks whole numbers only (epochs, labels): at most about 10 of them.
 type WholeTicks struct{}
 
