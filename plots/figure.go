@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/bbd-workbench/bbd/internal/safefs"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -233,36 +235,11 @@ func (f *Figure) Save(base string, overwrite bool) error {
 		return fmt.Errorf("plots: Save: %w", err)
 	}
 	for _, fl := range files {
-		if err := writeAtomic(fl.path, fl.data); err != nil {
+		// safefs: atomic, and never replaces a file that appeared since the
+		// check above unless overwrite.
+		if err := safefs.WriteFile(fl.path, fl.data, 0o644, overwrite); err != nil {
 			return fmt.Errorf("plots: Save: %w", err)
 		}
 	}
 	return nil
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it to path.
-func writeAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil { // CreateTemp's 0600 would hide figures from others
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
