@@ -47,10 +47,10 @@ func (r *Runner) activationsOne(ctx context.Context, b Model) (*ActivationResult
 		zooCfg = &r.cfg.Source.Zoo.Config
 	}
 	key := struct {
-		Model                Model
-		Images, Train, Max   int
-		Zoo                  *zoo.Config
-		Seed                 uint64
+		Model              Model
+		Images, Train, Max int
+		Zoo                *zoo.Config
+		Seed               uint64
 	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, zooCfg, r.set.Seed}
 	res := &ActivationResult{}
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {

@@ -19,7 +19,7 @@ type BBDResult struct {
 	// TargetsFrom says where the targeted defence's suspect labels come
 	// from: "neural-cleanse" (the scan's flags) or "known" (the attacker's
 	// targets, when no scan ran or it flagged nothing).
-	TargetsFrom string                     `json:"targets_from"`
+	TargetsFrom string                 `json:"targets_from"`
 	Targeted    *defence.BBDEvaluation `json:"targeted"`
 	Untargeted  *defence.BBDEvaluation `json:"untargeted"`
 }

@@ -20,19 +20,19 @@ type CleanseResult struct {
 	Report string `json:"report"`
 	// Flagged labels, most anomalous first; Targets the attacker's (known
 	// here, never read by the scan); Found and Missed compare them.
-	Flagged   []int   `json:"flagged"`
-	Targets   []int   `json:"targets"`
-	Found     []int   `json:"found"`
-	Missed    []int   `json:"missed"`
-	Labels    []int   `json:"labels"`
+	Flagged   []int     `json:"flagged"`
+	Targets   []int     `json:"targets"`
+	Found     []int     `json:"found"`
+	Missed    []int     `json:"missed"`
+	Labels    []int     `json:"labels"`
 	L1        []float64 `json:"l1"`
 	Index     []float64 `json:"anomaly_index"`
-	Threshold float64 `json:"threshold"`
-	Scale     string  `json:"mad_scale"`
-	Budget    string  `json:"budget"`
-	Steps     int     `json:"max_steps"`
-	Images    int     `json:"images"`
-	Seconds   float64 `json:"seconds"`
+	Threshold float64   `json:"threshold"`
+	Scale     string    `json:"mad_scale"`
+	Budget    string    `json:"budget"`
+	Steps     int       `json:"max_steps"`
+	Images    int       `json:"images"`
+	Seconds   float64   `json:"seconds"`
 }
 
 // NeuralCleanse scans every model of the source (the clean reference model
@@ -58,10 +58,10 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 	unit := ExpNeuralCleanse + "/" + b.Name
 	dir := r.CleanseDir(b.Name)
 	key := struct {
-		Model           Model
-		Labels          []int
-		Steps, Images   int
-		Seed            uint64
+		Model         Model
+		Labels        []int
+		Steps, Images int
+		Seed          uint64
 	}{b, r.set.CleanseLabels, r.set.CleanseSteps, r.set.CleanseImages, r.set.Seed}
 	res := &CleanseResult{}
 	hit, err := r.cached(unit, key, []string{b.Path, r.cfg.Source.CleanValidation}, res, func() error {

@@ -301,4 +301,3 @@ func labelsOf(imgs *data.Images) []int {
 	}
 	return out
 }
-

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/bbd-workbench/bbd/internal/browser"
 	"github.com/bbd-workbench/bbd/internal/testzoo"
 	"github.com/bbd-workbench/bbd/reproduce"
 )
@@ -64,6 +65,7 @@ func TestReproduceZoo(t *testing.T) {
 		}
 	}
 	checkTablesMatchResults(t, out)
+	checkReportInChromium(t, out, res)
 
 	// A second run reads every unit from the cache.
 	units, cached = 0, 0
@@ -116,6 +118,23 @@ func checkTablesMatchResults(t *testing.T, out string) {
 	t3 := table("table3")
 	if len(t3.Rows) != len(res.NeuralCleanse) {
 		t.Errorf("table 3 has %d rows for %d scans", len(t3.Rows), len(res.NeuralCleanse))
+	}
+}
+
+// checkReportInChromium opens the HTML report in headless Chromium and
+// requires every figure of the run to be shown (decoded, not broken).
+func checkReportInChromium(t *testing.T, out string, res *reproduce.Results) {
+	t.Helper()
+	figs, err := res.Figures(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, total, err := browser.ImagesLoaded(context.Background(), "file://"+filepath.Join(out, reproduce.ReportFile))
+	if err != nil {
+		t.Fatalf("opening the report in Chromium: %v", err)
+	}
+	if total != len(figs) || loaded != total {
+		t.Errorf("report in Chromium: %d of %d images loaded, want all %d figures", loaded, total, len(figs))
 	}
 }
 

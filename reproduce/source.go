@@ -21,8 +21,8 @@ type Source struct {
 	Dir  string `json:"dir"`
 	// CleanValidation is the defender's clean data (fine-tuned on, STRIP's
 	// overlay pool, Neural Cleanse's images); CleanTest the clean test data.
-	CleanValidation string `json:"clean_validation"`
-	CleanTest       string `json:"clean_test"`
+	CleanValidation string  `json:"clean_validation"`
+	CleanTest       string  `json:"clean_test"`
 	Models          []Model `json:"models"`
 	// Zoo is the zoo's manifest (KindZoo only): how its models were trained,
 	// which activation clustering needs to rebuild a training set.

@@ -20,10 +20,10 @@ type STRIPResult struct {
 	PoisonedScores map[string][]float64 `json:"poisoned_scores"`
 	// FRR over the clean test images, FAR over all poisoned images, and by
 	// poisoned set.
-	FRR   metrics.Ratio            `json:"frr"`
-	FAR   metrics.Ratio            `json:"far"`
+	FRR    metrics.Ratio            `json:"frr"`
+	FAR    metrics.Ratio            `json:"far"`
 	SetFAR map[string]metrics.Ratio `json:"set_far"`
-	AUROC float64                  `json:"auroc"`
+	AUROC  float64                  `json:"auroc"`
 	// Accuracy of the filtered system over clean plus poisoned inputs: a
 	// clean input counts when it passes and the BadNet labels it right, a
 	// poisoned one when it is flagged (the paper's Table 2 accuracy).
@@ -50,9 +50,9 @@ func (r *Runner) STRIP(ctx context.Context) ([]STRIPResult, error) {
 func (r *Runner) stripOne(ctx context.Context, b Model) (*STRIPResult, error) {
 	cfg := defence.STRIPConfig{Overlays: r.set.STRIPOverlays, Seed: r.set.Seed}
 	key := struct {
-		Model        Model
-		Config       defence.STRIPConfig
-		Images, Max  int
+		Model       Model
+		Config      defence.STRIPConfig
+		Images, Max int
 	}{b, cfg, r.set.STRIPImages, r.set.MaxImages}
 	res := &STRIPResult{}
 	unit := ExpSTRIP + "/" + b.Name

@@ -11,12 +11,13 @@ import (
 	"sync"
 
 	"github.com/bbd-workbench/bbd/defence"
+	"github.com/bbd-workbench/bbd/internal/nbhtml"
 	"github.com/bbd-workbench/bbd/internal/progress"
 	"github.com/bbd-workbench/bbd/reproduce"
 )
 
 var reproduceCommand = &command{name: "reproduce", summary: "regenerate the paper's figures and tables (PNG, SVG, Markdown, CSV, JSON, one HTML report)",
-	usage: "(--zoo DIR | --data DIR [--models DIR]) --out DIR [--small] [--only EXPERIMENTS] [--json]", run: runReproduce}
+	usage: "(--zoo DIR | --data DIR [--models DIR]) --out DIR [--small] [--only EXPERIMENTS] [--notebooks DIR] [--json]", run: runReproduce}
 
 func init() { commands = append(commands, reproduceCommand) }
 
@@ -34,6 +35,7 @@ func runReproduce(c *cmdEnv, args []string) error {
 	labels := fs.String("labels", "", "Neural Cleanse labels: all or ranges like 0-9 (default all; the fast budget above 100 classes)")
 	maxImages := fs.Int("max-images", 0, "read at most this many images of each data set (default all)")
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
+	notebooks := fs.String("notebooks", "", "a folder of executed notebooks (*.ipynb) to render as HTML into <out>/notebooks and link from the report")
 	asJSON := fs.Bool("json", false, "print a JSON summary: output files and the results")
 	pos, err := c.parse(args)
 	if err != nil {
@@ -95,7 +97,11 @@ func runReproduce(c *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.Write(res); err != nil {
+	links, err := renderNotebooks(ctx, *notebooks, *out)
+	if err != nil {
+		return err
+	}
+	if err := r.Write(res, links...); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -113,6 +119,30 @@ func runReproduce(c *cmdEnv, args []string) error {
 	fmt.Fprintf(c.stdout, "report: %s\nfigures: %s\ntables: %s\n", filepath.Join(*out, reproduce.ReportFile),
 		filepath.Join(*out, reproduce.FiguresDir), filepath.Join(*out, reproduce.TablesDir))
 	return nil
+}
+
+// renderNotebooks writes every executed notebook of dir as HTML into
+// out/notebooks (jupyter nbconvert) and returns the report's links to them.
+func renderNotebooks(ctx context.Context, dir, out string) ([]reproduce.Link, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	nbs, err := filepath.Glob(filepath.Join(dir, "*.ipynb"))
+	if err != nil {
+		return nil, err
+	}
+	if len(nbs) == 0 {
+		return nil, fmt.Errorf("--notebooks %s: expected executed notebooks (*.ipynb), found none", dir)
+	}
+	var links []reproduce.Link
+	for _, nb := range nbs {
+		page, err := nbhtml.Export(ctx, nb, filepath.Join(out, "notebooks"))
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", nb, err)
+		}
+		links = append(links, reproduce.Link{Href: filepath.Join("notebooks", filepath.Base(page)), Text: strings.TrimSuffix(filepath.Base(nb), ".ipynb")})
+	}
+	return links, nil
 }
 
 // reproduceBars shows one progress bar per unit of work.
@@ -159,4 +189,3 @@ func (b *reproduceBars) finish() {
 		b.bar = nil
 	}
 }
-
