@@ -54,15 +54,11 @@ func (r *Runner) activationsOne(ctx context.Context, b Model) (*ActivationResult
 	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, zooCfg, r.set.Seed}
 	res := &ActivationResult{}
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
-		m, err := loadModel(b)
+		m, clean, err := r.openModel(b, r.set.ActivationImages)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		clean, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, r.set.ActivationImages)
-		if err != nil {
-			return err
-		}
 		pois, err := r.load(b.Poisoned[0].Path, m.InputShape, r.set.ActivationImages)
 		if err != nil {
 			return err

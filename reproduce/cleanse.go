@@ -65,15 +65,11 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 	}{b, r.set.CleanseLabels, r.set.CleanseSteps, r.set.CleanseImages, r.set.Seed}
 	res := &CleanseResult{}
 	hit, err := r.cached(unit, key, []string{b.Path, r.cfg.Source.CleanValidation}, res, func() error {
-		m, err := loadModel(b)
+		m, clean, err := r.openModel(b, r.set.CleanseImages)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		clean, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, r.set.CleanseImages)
-		if err != nil {
-			return err
-		}
 		cfg := defence.DefaultCleanseConfig(defence.PresetOriginal)
 		cfg.MaxSteps, cfg.StepImages, cfg.Seed, cfg.Labels = r.set.CleanseSteps, clean.Len(), r.set.Seed, r.set.CleanseLabels
 		if len(cfg.Labels) == 0 && m.NumClasses > 100 {

@@ -152,15 +152,11 @@ func (r *Runner) pruneOne(ctx context.Context, b Model, method string) (*PruneRe
 	}{b, cfg, r.set.MaxImages, "v1"}
 	res := &PruneResult{}
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
-		m, err := loadModel(b)
+		m, val, err := r.openModel(b, 0)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		val, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, 0)
-		if err != nil {
-			return err
-		}
 		evals, sizes, err := r.evalSets(b, m.InputShape)
 		if err != nil {
 			return err
@@ -220,15 +216,11 @@ func (r *Runner) reconstructOne(ctx context.Context, b Model) (*ReconstructResul
 	}{b, cfg, r.set.MaxImages}
 	res := &ReconstructResult{}
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
-		m, err := loadModel(b)
+		m, val, err := r.openModel(b, 0)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		val, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, 0)
-		if err != nil {
-			return err
-		}
 		test, err := r.load(r.cfg.Source.CleanTest, m.InputShape, 0)
 		if err != nil {
 			return err

@@ -14,19 +14,6 @@ import (
 	"github.com/bbd-workbench/bbd/reproduce"
 )
 
-// tinySettings keep the whole reproduction on the reduced zoo to about a
-// minute.
-func tinySettings() reproduce.Settings {
-	s := reproduce.SmallSettings()
-	s.Fractions = []float64{0.6, 0.9}
-	s.Epochs, s.WeightEpochs, s.ReconstructEpochs = 1, 1, 1
-	s.MaxImages, s.STRIPImages, s.STRIPOverlays = 300, 100, 10
-	s.CleanseSteps, s.CleanseImages = 15, 64
-	s.ActivationImages, s.ClusterImages = 200, 2000
-	s.Models = []string{"sunglasses", "multi_trigger", "clean"}
-	return s
-}
-
 func TestReproduceZoo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every experiment on the reduced zoo")
@@ -38,7 +25,7 @@ func TestReproduceZoo(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "repro")
 	var units, cached int
-	cfg := reproduce.Config{Source: src, Out: out, Settings: tinySettings(), Progress: func(p reproduce.Progress) {
+	cfg := reproduce.Config{Source: src, Out: out, Settings: reproduce.TinySettings(), Progress: func(p reproduce.Progress) {
 		if p.Done == p.Total && p.Total > 0 || p.Cached {
 			units++
 			if p.Cached {

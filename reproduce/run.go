@@ -84,6 +84,21 @@ func SmallSettings() Settings {
 	}.withDefaults()
 }
 
+// TinySettings are a run of about a minute on the reduced zoo, for tests and
+// the notebooks' headless runs: SmallSettings cut to two fractions, one
+// epoch, a few hundred images, 15 Neural Cleanse steps, on the models
+// sunglasses, multi_trigger and clean (the zoo's names).
+func TinySettings() Settings {
+	s := SmallSettings()
+	s.Fractions = []float64{0.6, 0.9}
+	s.Epochs, s.WeightEpochs, s.ReconstructEpochs = 1, 1, 1
+	s.MaxImages, s.STRIPImages, s.STRIPOverlays = 300, 100, 10
+	s.CleanseSteps, s.CleanseImages = 15, 64
+	s.ActivationImages, s.ClusterImages = 200, 2000
+	s.Models = []string{"sunglasses", "multi_trigger", "clean"}
+	return s
+}
+
 func (s Settings) withDefaults() Settings {
 	if len(s.Methods) == 0 {
 		s.Methods = []string{"unit", "channel", "weight"}
@@ -269,6 +284,21 @@ func (r *Runner) load(path string, shape [3]int, n int) (*data.Images, error) {
 		return imgs.Slice(0, n)
 	}
 	return imgs, nil
+}
+
+// openModel loads b and the first n images of the clean validation data
+// (0: all) at its input size. Close the model.
+func (r *Runner) openModel(b Model, n int) (*tfmodels.Model, *data.Images, error) {
+	m, err := loadModel(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	val, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, n)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, val, nil
 }
 
 // loadModel opens a model of the source.

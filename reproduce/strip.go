@@ -57,15 +57,11 @@ func (r *Runner) stripOne(ctx context.Context, b Model) (*STRIPResult, error) {
 	res := &STRIPResult{}
 	unit := ExpSTRIP + "/" + b.Name
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
-		m, err := loadModel(b)
+		m, pool, err := r.openModel(b, 0)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		pool, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, 0)
-		if err != nil {
-			return err
-		}
 		cal, err := r.load(r.cfg.Source.CleanValidation, m.InputShape, r.set.STRIPImages)
 		if err != nil {
 			return err
