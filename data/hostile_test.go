@@ -256,14 +256,7 @@ func TestH5LinksNotFollowed(t *testing.T) {
 // process first (internal/h5.Preflight): OpenH5 and ReadH5 return one error
 // naming the file and the crash, and this process goes on.
 func TestH5CrashersAreErrors(t *testing.T) {
-	b, err := fuzzcorpus.Bytes(filepath.Join("testdata", "fuzz", "FuzzOpenH5", "a67b1ad18c0dcd31"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "btree.h5")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzOpenH5", "a67b1ad18c0dcd31"), "btree.h5")
 	for _, read := range []func(string) error{
 		func(p string) error { _, err := data.OpenH5(p); return err },
 		func(p string) error { _, err := data.ReadH5(p); return err },
@@ -285,15 +278,8 @@ func TestH5CrashersAreErrors(t *testing.T) {
 // allocate 3.8 GB to convert the first rows (and the fuzzing process die).
 // Numbers of more than 16 bytes are refused before anything is read.
 func TestH5HugeElementType(t *testing.T) {
-	b, err := fuzzcorpus.Bytes(filepath.Join("testdata", "fuzz", "FuzzOpenH5", "d5445ad91fcf4b69"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "huge-type.h5")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, err = data.OpenH5(p)
+	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzOpenH5", "d5445ad91fcf4b69"), "huge-type.h5")
+	_, err := data.OpenH5(p)
 	want := p + `: dataset "data" has element type float of 3640655876 bytes, expected integers or floating-point numbers`
 	if !errors.Is(err, data.ErrFormat) || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)

@@ -492,14 +492,7 @@ func TestKerasConfigAttributeNotString(t *testing.T) {
 // (internal/h5.Preflight): ReadKerasH5 and ImportKerasH5 return one error
 // naming the file and the crash, and this process goes on.
 func TestKerasH5CrashersAreErrors(t *testing.T) {
-	b, err := fuzzcorpus.Bytes(filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "71da4a65b1cdc0a5"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "heap.h5")
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "71da4a65b1cdc0a5"), "heap.h5")
 	for _, read := range []func(string) error{
 		func(p string) error { _, err := tfmodels.ReadKerasH5(p, nil); return err },
 		func(p string) error { _, err := tfmodels.ReadKerasH5(p, tinyArch()); return err },

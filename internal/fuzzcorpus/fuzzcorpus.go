@@ -6,8 +6,10 @@ package fuzzcorpus
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // Bytes returns the []byte value of the corpus file at path.
@@ -29,4 +31,19 @@ func Bytes(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: expected one []byte(\"...\") value, found %.40q", path, lines[1])
 	}
 	return []byte(s), nil
+}
+
+// TempFile writes the []byte value of the corpus file at path to a file
+// named name in t's temporary folder and returns its path.
+func TempFile(t testing.TB, path, name string) string {
+	t.Helper()
+	b, err := Bytes(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
