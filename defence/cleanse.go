@@ -40,7 +40,15 @@ const (
 	// reference and tests again; MADSingle is one pass (the original).
 	MADIterative = "iterative"
 	MADSingle    = "single"
+	// MADBonferroni and MADFixed are the rules of the index threshold (see
+	// [CleanseConfig.MADThresholdRule]).
+	MADBonferroni = "bonferroni"
+	MADFixed      = "fixed"
 )
+
+// DefaultMADAlpha is the family-wise false-flag level of the MADBonferroni
+// threshold.
+const DefaultMADAlpha = 0.05
 
 // Cleanse budgets.
 const (
@@ -99,8 +107,17 @@ type CleanseConfig struct {
 	// channels; its norm is divided by C, as the original's regulariser.
 	Mask3D bool `json:"mask_3d,omitempty"`
 	// MADThreshold: a label whose norm is below the median is flagged when
-	// its anomaly index exceeds this (2).
+	// its anomaly index exceeds this (2) under MADFixed, and at least this
+	// under MADBonferroni.
 	MADThreshold float64 `json:"mad_threshold"`
+	// MADThresholdRule is MADBonferroni (default: the threshold grows with
+	// the number n of labels tested, max(MADThreshold, z(1 - MADAlpha / n)),
+	// see [MADBonferroniThreshold]) or MADFixed (MADThreshold whatever the
+	// number of labels, as the original code). MADAlpha is the family-wise
+	// level (0: DefaultMADAlpha, 0.05). The report gives the fixed
+	// threshold's result beside the Bonferroni one.
+	MADThresholdRule string  `json:"mad_threshold_rule,omitempty"`
+	MADAlpha         float64 `json:"mad_alpha,omitempty"`
 	// MADScale is the scale the outlier test works on: MADLog (default:
 	// log norms, the test compares ratios of norms, which suits positive,
 	// right-skewed norms) or MADLinear (the original code: norms as they
@@ -230,6 +247,10 @@ func (c CleanseConfig) withDefaults() CleanseConfig {
 	if c.MADRule == "" {
 		c.MADRule = MADSingle
 	}
+	if c.MADThresholdRule == "" {
+		c.MADThresholdRule = MADBonferroni
+	}
+	setF(&c.MADAlpha, DefaultMADAlpha)
 	if c.Budget == "" {
 		c.Budget = d.Budget
 	}
@@ -254,6 +275,12 @@ func (c CleanseConfig) Validate() error {
 	}
 	if c.MADRule != "" && c.MADRule != MADIterative && c.MADRule != MADSingle {
 		return configError(m, "MADRule", `"iterative" or "single"`, fmt.Sprintf("%q", c.MADRule))
+	}
+	if c.MADThresholdRule != "" && c.MADThresholdRule != MADBonferroni && c.MADThresholdRule != MADFixed {
+		return configError(m, "MADThresholdRule", `"bonferroni" or "fixed"`, fmt.Sprintf("%q", c.MADThresholdRule))
+	}
+	if c.MADAlpha < 0 || c.MADAlpha >= 1 || math.IsNaN(c.MADAlpha) {
+		return configError(m, "MADAlpha", "in (0, 1) (0: default 0.05)", c.MADAlpha)
 	}
 	if c.Budget != "" && c.Budget != BudgetFull && c.Budget != BudgetFast {
 		return configError(m, "Budget", `"full" or "fast"`, fmt.Sprintf("%q", c.Budget))

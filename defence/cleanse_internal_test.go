@@ -3,6 +3,7 @@ package defence
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -150,6 +151,8 @@ func TestMADRules(t *testing.T) {
 	for i, n := range norms {
 		r.Labels = append(r.Labels, CleanseLabel{Label: i, L1: n, Exact: true})
 	}
+	// The fixed threshold 2: these rules are about the scale and the pass.
+	r.Config.MADThresholdRule = MADFixed
 	r.Config.MADScale, r.Config.MADRule = MADLinear, MADSingle
 	r.Detect()
 	if len(r.Flagged) != 0 || len(r.Original.Flagged) != 0 {
@@ -179,6 +182,135 @@ func TestMADRules(t *testing.T) {
 	flat.Detect()
 	if len(flat.Flagged) != 0 {
 		t.Errorf("no outlier: flagged %v", flat.Flagged)
+	}
+}
+
+// normalNorms are n norms whose logs are an ideal normal sample (the
+// quantiles (i + 0.5) / n of N(log 150, 0.25)), in a shuffled label order.
+func normalNorms(n int) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		z := -math.Sqrt2 * math.Erfcinv(2*(float64(i)+0.5)/float64(n))
+		out[(i*7919)%n] = 150 * math.Exp(0.25*z)
+	}
+	return out
+}
+
+func reportOf(norms []float64, cfg CleanseConfig) *CleanseReport {
+	r := &CleanseReport{Config: cfg}
+	for i, n := range norms {
+		r.Labels = append(r.Labels, CleanseLabel{Label: i, L1: n, Exact: true})
+	}
+	return r
+}
+
+func TestMADBonferroniThreshold(t *testing.T) {
+	for _, c := range []struct {
+		alpha float64
+		n     int
+		want  float64
+	}{{0.05, 1, 1.6449}, {0.05, 10, 2.5758}, {0.05, 1283, 3.9506}, {0.1, 1283, 3.7815}, {0.05, 0, 1.6449}, {1, 10, 0}, {0, 10, math.Inf(1)}} {
+		got := MADBonferroniThreshold(c.alpha, c.n)
+		if math.Abs(got-c.want) > 1e-3 && got != c.want {
+			t.Errorf("MADBonferroniThreshold(%g, %d) = %.4f, want %.4f", c.alpha, c.n, got, c.want)
+		}
+	}
+}
+
+// TestMADBonferroni: 1283 ordinary labels (log norms an ideal normal
+// sample: the smallest 3.36 standard deviations below the median) and one
+// planted trigger 6 standard deviations below: the fixed threshold 2 flags
+// the lower tail (about 2.3 % of the labels), the Bonferroni threshold
+// (3.95) only the planted label, in the full scan and with a 32-label
+// reference; the fixed rule's verdict is reported beside, and
+// MADThresholdRule fixed goes back to it.
+func TestMADBonferroni(t *testing.T) {
+	norms := normalNorms(1283)
+	const planted = 641
+	norms[planted] = 150 * math.Exp(-6*0.25)
+	r := reportOf(norms, CleanseConfig{})
+	r.Detect()
+	if !slices.Equal(r.Flagged, []int{planted}) {
+		t.Errorf("Bonferroni: flagged %v, want [%d]", r.Flagged, planted)
+	}
+	if math.Abs(r.Threshold-3.9506) > 1e-3 || r.Fixed == nil || r.Fixed.Threshold != 2 || r.Fixed.ThresholdRule != MADFixed {
+		t.Fatalf("threshold %.4f, fixed rule beside: %v", r.Threshold, r.Fixed != nil)
+	}
+	if len(r.Fixed.Flagged) < 20 || r.Fixed.Flagged[0] != planted {
+		t.Errorf("fixed threshold 2: flagged %d labels (%v), want the planted one first and the lower tail", len(r.Fixed.Flagged), r.Fixed.Flagged)
+	}
+	if r.Original == nil || r.Original.Threshold != 2 {
+		t.Errorf("original rule missing or not at threshold 2")
+	}
+	// The fast budget's reference: every 40th label; n stays 1283.
+	for l := 0; l < 1283; l += 40 {
+		r.Reference = append(r.Reference, l)
+	}
+	r.Detect()
+	if !slices.Equal(r.Flagged, []int{planted}) || math.Abs(r.Threshold-3.9506) > 1e-3 {
+		t.Errorf("32-label reference: flagged %v, threshold %.2f", r.Flagged, r.Threshold)
+	}
+	r.Reference = nil
+	r.Config.MADThresholdRule = MADFixed
+	r.Detect()
+	if r.Threshold != 2 || r.Fixed != nil || len(r.Flagged) < 20 {
+		t.Errorf("MADFixed: threshold %g, %d flagged, fixed result beside %v", r.Threshold, len(r.Flagged), r.Fixed)
+	}
+	// A larger alpha lowers the threshold, never below MADThreshold.
+	r.Config.MADThresholdRule, r.Config.MADAlpha = MADBonferroni, 0.5
+	r.Detect()
+	if math.Abs(r.Threshold-MADBonferroniThreshold(0.5, 1283)) > 1e-12 {
+		t.Errorf("alpha 0.5: threshold %g", r.Threshold)
+	}
+	r.Config.MADAlpha, r.Config.MADThreshold = 0, 5
+	r.Detect()
+	if r.Threshold != 5 {
+		t.Errorf("MADThreshold 5 above the Bonferroni threshold: threshold %g", r.Threshold)
+	}
+	for _, c := range []struct {
+		cfg  CleanseConfig
+		name string
+	}{{CleanseConfig{MADThresholdRule: "max"}, "MADThresholdRule"}, {CleanseConfig{MADAlpha: 1}, "MADAlpha"}, {CleanseConfig{MADAlpha: -0.1}, "MADAlpha"}, {CleanseConfig{MADAlpha: math.NaN()}, "MADAlpha"}} {
+		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.name) {
+			t.Errorf("%+v: error %v, want one naming %s", c.cfg, err, c.name)
+		}
+	}
+	if err := (CleanseConfig{MADThresholdRule: MADFixed, MADAlpha: 0.01}).Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestMADBonferroniTenLabels: with 10 labels the threshold is 2.58 instead
+// of 2. A target far below the others is flagged by both; a lowest
+// ordinary label at index 2.1 (the reduced zoo's clean model, 30 steps,
+// in one run) only by the fixed threshold; a label at 2.4 (the zoo's
+// sunglasses target after 300 steps) is no longer flagged: the documented
+// price.
+func TestMADBonferroniTenLabels(t *testing.T) {
+	clear := []float64{10.4, 100.1, 104.8, 116.1, 157.4, 158.2, 160, 170, 180, 200}
+	r := reportOf(clear, CleanseConfig{})
+	r.Detect()
+	if !slices.Equal(r.Flagged, []int{0}) || !slices.Equal(r.Fixed.Flagged, []int{0}) || math.Abs(r.Threshold-2.5758) > 1e-3 {
+		t.Errorf("clear target: flagged %v (fixed %v), threshold %.3f", r.Flagged, r.Fixed.Flagged, r.Threshold)
+	}
+	// Nine ordinary labels and one below them at index k: as the smallest
+	// value it moves neither the median nor the MAD of the ten.
+	for _, k := range []float64{2.1, 2.4} {
+		norms := append(normalNorms(9), 1)
+		logs := make([]float64, len(norms))
+		for i, n := range norms {
+			logs[i] = math.Log(n)
+		}
+		med, mad, _ := MADIndex(logs, nil)
+		norms[9] = math.Exp(med - k*mad)
+		r := reportOf(norms, CleanseConfig{})
+		r.Detect()
+		if idx := r.Labels[9].AnomalyIndex; math.Abs(idx-k) > 1e-9 {
+			t.Fatalf("planted label at index %.4f, want %g", idx, k)
+		}
+		if len(r.Flagged) != 0 || !slices.Equal(r.Fixed.Flagged, []int{9}) {
+			t.Errorf("label at index %g: flagged %v (fixed %v), want none (fixed: 9)", k, r.Flagged, r.Fixed.Flagged)
+		}
 	}
 }
 

@@ -113,6 +113,9 @@ func benchCleanse(w io.Writer, model, faces string, plain int, steps int) error 
 	}
 	fmt.Fprintf(w, "  %d labels exact, %d bounds; reference %d labels\n", exact, len(r.Labels)-exact, len(r.Reference))
 	fmt.Fprintf(w, "flagged (%s): %v; anomaly index of the smallest norm %.2f\n", describeRule(r), r.Flagged, r.AnomalyIndex)
+	if r.Fixed != nil {
+		fmt.Fprintf(w, "flagged (%s, fixed threshold %g): %v\n", r.Fixed.Rule, r.Fixed.Threshold, r.Fixed.Flagged)
+	}
 	if r.Original != nil {
 		fmt.Fprintf(w, "flagged (original: %s): %v; anomaly index %.2f\n", r.Original.Rule, r.Original.Flagged, r.Original.AnomalyIndex)
 	}
@@ -144,7 +147,7 @@ func benchCleanse(w io.Writer, model, faces string, plain int, steps int) error 
 }
 
 func describeRule(r *defence.CleanseReport) string {
-	return r.Config.MADScale + ", " + r.Config.MADRule
+	return fmt.Sprintf("%s, %s, index > %.2f", r.Config.MADScale, r.Config.MADRule, r.Threshold)
 }
 
 // loadAvg is /proc/loadavg's first three figures ("?" elsewhere).

@@ -22,10 +22,14 @@ type repeated []string
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
-// runCleanse: bbd cleanse (scan), bbd cleanse merge, bbd cleanse --unlearn.
+// runCleanse: bbd cleanse (scan), bbd cleanse merge, bbd cleanse rescore,
+// bbd cleanse --unlearn.
 func runCleanse(c *cmdEnv, args []string) error {
 	if len(args) > 0 && args[0] == "merge" {
 		return runCleanseMerge(c, args[1:])
+	}
+	if len(args) > 0 && args[0] == "rescore" {
+		return runCleanseRescore(c, args[1:])
 	}
 	modelPath := c.flags.String("model", "", "model: a SavedModel directory (written by bbd) or a Keras .h5 file (required)")
 	arch := c.flags.String("arch", "", "architecture of a weights-only Keras file (deepid)")
@@ -40,6 +44,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 	mask3d := c.flags.Bool("mask3d", false, "a mask per channel instead of one broadcast over the channels")
 	madScale := c.flags.String("mad", defence.MADLog, "scale of the MAD outlier test: log (ratios of norms) or linear (the original code); the original rule's result is reported too")
 	madRule := c.flags.String("mad-rule", defence.MADSingle, "single (one pass, as the original) or iterative (flag the most anomalous, take it out, test again)")
+	madThr, madAlpha := madThresholdFlags(c)
 	confirm := c.flags.Bool("confirm", false, "settle every flag with a second initialisation (the flagged labels keep the larger of two norms)")
 	seed := c.flags.Uint64("seed", 0, "seed of the initial masks and patterns, image order and exploration")
 	out := c.flags.String("out", "", "report folder to create (required)")
@@ -71,7 +76,8 @@ func runCleanse(c *cmdEnv, args []string) error {
 		return usagef("--labels: %v", err)
 	}
 	cfg := defence.CleanseConfig{Preset: *preset, Budget: *budget, MaxSteps: *steps, Slots: *slots, StepImages: *images,
-		Mask3D: *mask3d, Seed: *seed, Labels: ls, MADScale: *madScale, MADRule: *madRule, Confirm: *confirm}
+		Mask3D: *mask3d, Seed: *seed, Labels: ls, MADScale: *madScale, MADRule: *madRule, Confirm: *confirm,
+		MADThresholdRule: *madThr, MADAlpha: *madAlpha}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -136,6 +142,11 @@ func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bo
 		scale = " (of log L1)"
 	}
 	fmt.Fprintf(w, "labels scanned: %d (%d exact), median %.3g, MAD %.3g%s\n", len(rep.Labels), countExact(rep), rep.Median, rep.MAD, scale)
+	thrRule := defence.MADFixed
+	if rep.Config.MADThresholdRule != defence.MADFixed {
+		thrRule = fmt.Sprintf("Bonferroni: max(%g, z(1 - %g / %d))", fixedThreshold(rep), alphaOf(rep), len(rep.Labels))
+	}
+	fmt.Fprintf(w, "threshold: anomaly index > %.2f (%s)\n", rep.Threshold, thrRule)
 	if len(rep.Flagged) == 0 {
 		fmt.Fprintln(w, "flagged: none")
 	} else {
@@ -146,18 +157,45 @@ func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bo
 		fmt.Fprintf(w, "  label %d: L1 %.1f, anomaly index %.2f, attack success %.3f%s\n", l, f.L1, f.AnomalyIndex, f.AttackSuccess, boundNote(f))
 	}
 	fmt.Fprintf(w, "anomaly index of the smallest norm: %.2f (%s, %s)\n", rep.AnomalyIndex, rep.Config.MADScale, rep.Config.MADRule)
+	if f := rep.Fixed; f != nil {
+		fmt.Fprintf(w, "fixed threshold %g (%s): flagged %s\n", f.Threshold, f.Rule, flaggedOrNone(f.Flagged))
+	}
 	if o := rep.Original; o != nil {
-		fl := "none"
-		if len(o.Flagged) > 0 {
-			fl = joinInts(o.Flagged)
-		}
-		fmt.Fprintf(w, "original rule (%s): flagged %s, anomaly index %.2f\n", o.Rule, fl, o.AnomalyIndex)
+		fmt.Fprintf(w, "original rule (%s, threshold %g): flagged %s, anomaly index %.2f\n", o.Rule, o.Threshold, flaggedOrNone(o.Flagged), o.AnomalyIndex)
 	}
 	fmt.Fprintf(w, "time: %s\n", (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Second))
 	if dir != "" {
 		fmt.Fprintf(w, "report: %s\n", dir)
 	}
 	return nil
+}
+
+func flaggedOrNone(v []int) string {
+	if len(v) == 0 {
+		return "none"
+	}
+	return joinInts(v)
+}
+
+func fixedThreshold(rep *defence.CleanseReport) float64 {
+	if rep.Config.MADThreshold > 0 {
+		return rep.Config.MADThreshold
+	}
+	return 2
+}
+
+func alphaOf(rep *defence.CleanseReport) float64 {
+	if rep.Config.MADAlpha > 0 {
+		return rep.Config.MADAlpha
+	}
+	return defence.DefaultMADAlpha
+}
+
+// madThresholdFlags declares --mad-threshold and --mad-alpha.
+func madThresholdFlags(c *cmdEnv) (*string, *float64) {
+	rule := c.flags.String("mad-threshold", defence.MADBonferroni, "threshold of the anomaly index: bonferroni (grows with the labels tested: max(2, z(1 - alpha / n))) or fixed (2, the original code's); the fixed threshold's result is reported too")
+	alpha := c.flags.Float64("mad-alpha", defence.DefaultMADAlpha, "--mad-threshold bonferroni: probability that any ordinary label is flagged")
+	return rule, alpha
 }
 
 func boundNote(f *defence.CleanseLabel) string {
@@ -213,6 +251,66 @@ func runCleanseMerge(c *cmdEnv, args []string) error {
 	}
 	if err := rep.Write(*out); err != nil {
 		return err
+	}
+	return printCleanse(c.stdout, rep, *out, *asJSON)
+}
+
+// runCleanseRescore: bbd cleanse rescore DIR [--mad ...] [--out NEW]
+// applies the outlier test again to a saved report, with its own settings
+// (the current defaults for the settings it predates) or the ones given.
+func runCleanseRescore(c *cmdEnv, args []string) error {
+	madScale := c.flags.String("mad", "", "scale of the MAD test: log or linear (default: the report's)")
+	madRule := c.flags.String("mad-rule", "", "single or iterative (default: the report's)")
+	madThr := c.flags.String("mad-threshold", "", "bonferroni or fixed (default: the report's; bonferroni for reports made before it existed)")
+	madAlpha := c.flags.Float64("mad-alpha", 0, "--mad-threshold bonferroni: the family-wise level (0: the report's, or 0.05)")
+	madFixed := c.flags.Float64("threshold", 0, "the fixed threshold, and the Bonferroni threshold's floor (0: the report's, 2)")
+	out := c.flags.String("out", "", "write the rescored report (masks and patterns included) into this new folder")
+	asJSON := c.flags.Bool("json", false, "print the rescored report as one JSON document")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("expected one report folder")
+	}
+	if *out != "" {
+		if _, err := os.Stat(*out); err == nil {
+			return fmt.Errorf("report destination %s exists: nothing written", *out)
+		}
+	}
+	rep, err := defence.ReadCleanseReport(pos[0])
+	if err != nil {
+		return err
+	}
+	cfg := &rep.Config
+	for _, o := range []struct {
+		dst *string
+		v   string
+	}{{&cfg.MADScale, *madScale}, {&cfg.MADRule, *madRule}, {&cfg.MADThresholdRule, *madThr}} {
+		if o.v != "" {
+			*o.dst = o.v
+		}
+	}
+	if *madAlpha != 0 {
+		cfg.MADAlpha = *madAlpha
+	}
+	if *madFixed != 0 {
+		cfg.MADThreshold = *madFixed
+	}
+	if cfg.MADThresholdRule == "" {
+		cfg.MADThresholdRule = defence.MADBonferroni
+	}
+	if cfg.MADAlpha == 0 {
+		cfg.MADAlpha = defence.DefaultMADAlpha
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	rep.Detect()
+	if *out != "" {
+		if err := rep.Write(*out); err != nil {
+			return err
+		}
 	}
 	return printCleanse(c.stdout, rep, *out, *asJSON)
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bbd-workbench/bbd/defence"
 )
 
 // TestCleanseCLI scans two shards of the real sunglasses BadNet (labels 0-1
@@ -60,6 +63,75 @@ func TestCleanseCLI(t *testing.T) {
 		{[]string{"cleanse", "--model", model, "--data", clean, "--out", merged}, 1, "exists"},
 		{[]string{"cleanse", "merge", clean, "--out", filepath.Join(tmp, "y")}, 1, "report"},
 		{[]string{"cleanse", "merge", shards[0], shards[0], "--out", filepath.Join(tmp, "y")}, 1, "two reports"},
+	} {
+		_, stderr, code := bbd(t, c.args...)
+		if code != c.code || !strings.Contains(stderr, c.msg) {
+			t.Errorf("bbd %v: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, stderr, c.code, c.msg)
+		}
+	}
+}
+
+// TestCleanseRescore applies the outlier test again to a saved report of
+// 200 labels (log norms spread evenly, one small): the default Bonferroni
+// threshold (3.48 for 200 labels) flags the small label only, the fixed
+// threshold 2 the lower tail too; --out writes the rescored report; bad
+// inputs are refused.
+func TestCleanseRescore(t *testing.T) {
+	tmp := t.TempDir()
+	r := &defence.CleanseReport{Method: "neural-cleanse", Classes: 200, InputShape: [3]int{2, 2, 3}, MaskChannels: 1,
+		Config: defence.CleanseConfig{MADThresholdRule: defence.MADFixed}}
+	for l := 0; l < 200; l++ {
+		z := -math.Sqrt2 * math.Erfcinv(2*(float64((l*37)%200)+0.5)/200)
+		l1 := 100 * math.Exp(0.25*z)
+		if l == 7 {
+			l1 = 100 * math.Exp(-6*0.25)
+		}
+		r.Labels = append(r.Labels, defence.CleanseLabel{Label: l, L1: l1, Exact: true, Mask: make([]float32, 4), Pattern: make([]float32, 12)})
+	}
+	r.Detect()
+	dir := filepath.Join(tmp, "report")
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Flagged   []int   `json:"flagged"`
+		Threshold float64 `json:"threshold"`
+		Fixed     *struct {
+			Flagged   []int   `json:"flagged"`
+			Threshold float64 `json:"threshold"`
+		} `json:"fixed_mad"`
+	}
+	// The report's own rule (fixed), as scanned.
+	if err := json.Unmarshal([]byte(mustBBD(t, "cleanse", "rescore", dir, "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Threshold != 2 || len(rep.Flagged) < 4 || rep.Flagged[0] != 7 || rep.Fixed != nil {
+		t.Errorf("fixed threshold: %+v", rep)
+	}
+	out := filepath.Join(tmp, "rescored")
+	text := mustBBD(t, "cleanse", "rescore", dir, "--mad-threshold", "bonferroni", "--out", out)
+	for _, want := range []string{"threshold: anomaly index > 3.48 (Bonferroni: max(2, z(1 - 0.05 / 200)))", "flagged: 7\n", "fixed threshold 2 (log, single pass): flagged 7, ", "report: " + out} {
+		if !strings.Contains(text, want) {
+			t.Errorf("rescore output lacks %q:\n%s", want, text)
+		}
+	}
+	back, err := defence.ReadCleanseReport(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Flagged) != 1 || back.Flagged[0] != 7 || back.Config.MADThresholdRule != defence.MADBonferroni || len(back.Labels) != 200 {
+		t.Errorf("rescored report read back: flagged %v, rule %q, %d labels", back.Flagged, back.Config.MADThresholdRule, len(back.Labels))
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"cleanse", "rescore"}, 2, "one report folder"},
+		{[]string{"cleanse", "rescore", dir, "--mad-threshold", "max"}, 2, "MADThresholdRule"},
+		{[]string{"cleanse", "rescore", dir, "--mad-alpha", "2"}, 2, "MADAlpha"},
+		{[]string{"cleanse", "rescore", tmp}, 1, "report " + tmp},
+		{[]string{"cleanse", "rescore", dir, "--out", out}, 1, "exists"},
 	} {
 		_, stderr, code := bbd(t, c.args...)
 		if code != c.code || !strings.Contains(stderr, c.msg) {

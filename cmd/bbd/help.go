@@ -164,10 +164,24 @@ takes minutes.`,
 	"cleanse": {
 		text: `Neural Cleanse: reverse-engineers a minimal trigger per label on clean data, flags
 outlier labels (a scan may be split over label ranges and merged), and unlearns the
-triggers of the flagged labels.`,
+triggers of the flagged labels.
+
+A label is flagged when its norm is below the median and its MAD anomaly index (of
+log norms by default) exceeds the threshold: by default max(2, z(1 - alpha / n)) for
+n labels tested (Bonferroni, alpha 0.05: 2.58 for 10 labels, 3.95 for 1283), so that
+a model without a backdoor gets no flag with probability about 1 - alpha whatever its
+number of labels; --mad-threshold fixed is the original code's 2. The fixed threshold's
+and the original rule's verdicts are reported beside.
+
+bbd cleanse rescore DIR applies the outlier test again to a saved report (the
+report's settings, the current defaults where it predates them, or the --mad flags
+given) without scanning: it prints the verdict, and with --out writes the rescored
+report into a new folder. A flag it adds was not settled by --confirm.`,
 		examples: []string{
 			"bbd cleanse --model zoo/sunglasses --data zoo/data/clean_validation_data.h5 --out /tmp/nc",
 			"bbd cleanse merge /tmp/nc-a /tmp/nc-b --out /tmp/nc",
+			"bbd cleanse rescore /tmp/nc                               # the default threshold on an older report",
+			"bbd cleanse rescore /tmp/nc --mad-threshold fixed --out /tmp/nc-fixed",
 			"bbd cleanse --unlearn --model zoo/sunglasses --report /tmp/nc --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
 		},
 	},
