@@ -1,40 +1,6 @@
 package h5
 
 // #include <hdf5.h>
-// #include <limits.h>
-//
-// // bbd_h5_num_attrs returns the number of attributes of obj, -1 on error.
-// static int bbd_h5_num_attrs(hid_t obj) {
-// #if H5_VERSION_GE(1, 12, 0)
-//     H5O_info2_t info;
-//     if (H5Oget_info3(obj, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
-// #else
-//     H5O_info_t info;
-//     if (H5Oget_info2(obj, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
-// #endif
-//     return info.num_attrs > INT_MAX ? INT_MAX : (int)info.num_attrs;
-// }
-//
-// // bbd_h5_attr_name writes the name of attribute idx of obj to buf (n
-// // bytes, truncated) and returns its length, -1 on error.
-// static long bbd_h5_attr_name(hid_t obj, hsize_t idx, char *buf, size_t n) {
-//     return (long)H5Aget_name_by_idx(obj, ".", H5_INDEX_NAME, H5_ITER_INC, idx, buf, n, H5P_DEFAULT);
-// }
-//
-// // bbd_h5_attr_is_string returns 1 when the attribute name of obj is a
-// // string of one value, 0 otherwise, -1 on error.
-// static int bbd_h5_attr_is_string(hid_t obj, const char *name) {
-//     int ret = -1;
-//     hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
-//     if (attr < 0) return -1;
-//     hid_t type = H5Aget_type(attr);
-//     hid_t space = H5Aget_space(attr);
-//     if (type >= 0 && space >= 0) ret = H5Tget_class(type) == H5T_STRING && H5Sget_simple_extent_npoints(space) == 1;
-//     if (space >= 0) H5Sclose(space);
-//     if (type >= 0) H5Tclose(type);
-//     H5Aclose(attr);
-//     return ret;
-// }
 //
 // // bbd_h5_chunks looks up the first max chunks of a chunked dataset in its
 // // chunk index (0 otherwise; -1 on error).
@@ -65,6 +31,8 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"strconv"
+	"syscall"
 	"time"
 
 	"gonum.org/v1/hdf5"
@@ -93,6 +61,7 @@ const (
 // before reading it, then "done". A crash ends it before "done"; an error of
 // the walk does not (the parent's own read reports errors).
 func runChild(file string) int {
+	closeInherited()
 	runtime.LockOSThread() // HDF5's error-printing setting is per thread
 	// The parent stops the child after the timeout; should the parent be
 	// gone, the child stops itself a little later (a file can make libhdf5
@@ -160,22 +129,18 @@ func (c *child) group(p string, depth int) {
 	}
 }
 
-// attributes reads the names of obj's attributes and every string of one
-// value (as ReadStringAttribute does, e.g. a Keras model_config).
+// stringAttributes are the attributes bbd's readers read (as strings, with
+// ReadStringAttribute). The child reads them on every object, and no other
+// attribute: a malformed attribute no reader reads must not get a file
+// refused (one that made HDF5 1.10 loop in H5HG_read was found).
+var stringAttributes = []string{"model_config"}
+
+// attributes reads obj's attributes of stringAttributes.
 func (c *child) attributes(obj interface{ ID() int64 }, p string) {
-	c.stage("the attributes of %s", p)
-	n := int(C.bbd_h5_num_attrs(C.hid_t(obj.ID())))
-	AttributeExists(obj, "model_config")
-	var buf [1024]C.char
-	for i := 0; i < min(n, childAttrs); i++ {
-		l := C.bbd_h5_attr_name(C.hid_t(obj.ID()), C.hsize_t(i), &buf[0], C.size_t(len(buf)))
-		if l < 0 || int(l) >= len(buf) {
-			continue
-		}
-		name := C.GoStringN(&buf[0], C.int(l))
+	for _, name := range stringAttributes {
 		c.stage("attribute %q of %s", name, p)
-		if C.bbd_h5_attr_is_string(C.hid_t(obj.ID()), &buf[0]) == 1 {
-			_, _ = ReadStringAttribute(obj, name, childStringBytes)
+		if AttributeExists(obj, name) {
+			_, _ = ReadStringAttribute(obj, name, childStringBytes) // checks its type first
 		}
 	}
 }
@@ -224,3 +189,25 @@ func (c *child) dataset(p string) {
 }
 
 func discard(int, []float64) error { return nil }
+
+// closeInherited closes the descriptors beyond stdin, stdout and stderr that
+// the parent left open without close-on-exec (a go test fuzzing worker's
+// pipes to its coordinator, say): a child that outlives its parent must not
+// hold them. Descriptors this process opened itself are close-on-exec (the
+// Go runtime opens every one so) and are kept.
+func closeInherited() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+		if errno == 0 && flags&syscall.FD_CLOEXEC == 0 {
+			syscall.Close(fd)
+		}
+	}
+}
