@@ -26,12 +26,14 @@ package h5
 import "C"
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,31 +59,55 @@ const (
 	childRowValues = 1 << 19
 )
 
-// runChild is the child process: it walks the file and prints what it reads
-// before reading it, then "done". A crash ends it before "done"; an error of
-// the walk does not (the parent's own read reports errors).
-func runChild(file string) int {
+// runChild is the child process: it reads the NUL-terminated paths on in
+// one after another, walks each file and prints what it reads before reading
+// it, then lineDone (lineDoneRecycle if libhdf5 kept objects open). A crash
+// ends it before that; an error of the walk does not (the parent's own read
+// reports errors). It returns at the end of in.
+func runChild(in io.Reader, out io.Writer) int {
 	closeInherited()
 	runtime.LockOSThread() // HDF5's error-printing setting is per thread
-	// The parent stops the child after the timeout; should the parent be
-	// gone, the child stops itself a little later (a file can make libhdf5
-	// loop).
-	if d, err := preflightTimeout(); err == nil {
-		time.AfterFunc(d+d/10, func() { os.Exit(3) })
-	}
 	Silence()
-	c := &child{out: os.Stdout, seen: map[objectKey]bool{}}
-	c.stage("the file's superblock (opening it)")
-	if f, err := hdf5.OpenFile(file, hdf5.F_ACC_RDONLY); err == nil {
-		c.f = f
-		if k, kind, err := objectInfo(f, "/"); err == nil && kind == 0 {
-			c.seen[k] = true
-			c.group("/", 0)
-		}
-		f.Close()
+	timeout, err := preflightTimeout()
+	if err != nil {
+		timeout = DefaultPreflightTimeout
 	}
-	fmt.Fprintln(c.out, lineDone)
-	return 0
+	open := func() C.ssize_t { return C.H5Fget_obj_count(C.H5F_OBJ_ALL, C.H5F_OBJ_ALL) }
+	before := open() // transient datatypes of the hdf5 package
+	r := bufio.NewReader(in)
+	for {
+		file, err := r.ReadString(0)
+		if err != nil {
+			return 0
+		}
+		// The parent stops the child after the timeout; should the parent
+		// be gone, the child stops itself a little later (a file can make
+		// libhdf5 loop).
+		stop := time.AfterFunc(timeout+timeout/10, func() { os.Exit(3) })
+		walkFile(strings.TrimSuffix(file, "\x00"), out)
+		stop.Stop()
+		if open() != before {
+			fmt.Fprintln(out, lineDoneRecycle)
+		} else {
+			fmt.Fprintln(out, lineDone)
+		}
+	}
+}
+
+// walkFile reads file as the readers would (see Preflight).
+func walkFile(file string, out io.Writer) {
+	c := &child{out: out, seen: map[objectKey]bool{}}
+	c.stage("the file's superblock (opening it)")
+	f, err := hdf5.OpenFile(file, hdf5.F_ACC_RDONLY)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	c.f = f
+	if k, kind, err := objectInfo(f, "/"); err == nil && kind == 0 {
+		c.seen[k] = true
+		c.group("/", 0)
+	}
 }
 
 type child struct {

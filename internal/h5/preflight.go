@@ -2,11 +2,9 @@ package h5
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,7 +21,7 @@ const (
 	// PreflightTimeoutEnv is how long the child may take (a Go duration,
 	// e.g. "5m"); DefaultPreflightTimeout when unset.
 	PreflightTimeoutEnv = "BBD_H5_PREFLIGHT_TIMEOUT"
-	// childEnv carries the absolute path of the file to the child.
+	// childEnv makes the program a preflight child (its init serves).
 	childEnv = "BBD_H5_PREFLIGHT_CHILD"
 )
 
@@ -68,19 +66,22 @@ func (e *CrashError) Detail() string {
 func (e *CrashError) Is(target error) bool { return target == ErrCrashed }
 
 // The child's lines on stdout; other output of the program (an init that
-// prints) is ignored.
+// prints) is ignored. It ends each file with lineDone, or lineDoneRecycle when
+// libhdf5 kept objects open (the parent then starts a new child).
 const (
-	linePrefix = "bbd-h5-preflight: "
-	lineStage  = linePrefix + "reading "
-	lineDone   = linePrefix + "done"
+	linePrefix      = "bbd-h5-preflight: "
+	lineStage       = linePrefix + "reading "
+	lineDone        = linePrefix + "done"
+	lineDoneRecycle = lineDone + ", recycle"
 )
 
 // init is the child: when the program was started by Preflight, it reads the
-// file, prints its progress and exits, before any other package's init that
-// does not come before this one, and before main or the tests.
+// files named on stdin, printing its progress, and exits at the end of its
+// input, before any other package's init that does not come before this
+// one, and before main or the tests.
 func init() {
-	if p, ok := os.LookupEnv(childEnv); ok {
-		os.Exit(runChild(p))
+	if _, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(runChild(os.Stdin, os.Stdout))
 	}
 }
 
@@ -105,8 +106,9 @@ type verdict struct {
 	err  error
 }
 
-// children counts the child processes started (for the tests).
-var children atomic.Int64
+// children counts the child processes started, requests the files sent to
+// them (for the tests).
+var children, requests atomic.Int64
 
 // PreflightEnabled reports whether Preflight runs a child ($BBD_H5_PREFLIGHT
 // is not "off").
@@ -114,15 +116,18 @@ func PreflightEnabled() bool { return !strings.EqualFold(os.Getenv(PreflightEnv)
 
 // Preflight reads the HDF5 file at path in a child process first: the
 // program re-executed, opening the file, walking its groups (hard links),
-// reading its attributes, the headers of its datasets and their values (all
-// of them up to a budget, the first and last rows and the chunk index
-// beyond), which is everything bbd's readers do with it. A child that dies
-// (libhdf5 crashed), or does not finish within the timeout, gives a
+// reading the attributes the readers read, the headers of its datasets and
+// their values (all of them up to a budget, the first and last rows and the
+// chunk index beyond), which is everything bbd's readers do with it. A child
+// that dies (libhdf5 crashed), or does not finish within the timeout, gives a
 // *CrashError naming the file; a child that finishes gives nil, even when it
 // found errors (the in-process read reports them). Each version of a file is
-// checked once per process. Errors reaching the file (missing, unreadable)
-// are left to the in-process open; a child that cannot be started is an
-// error naming $BBD_H5_PREFLIGHT. With $BBD_H5_PREFLIGHT=off it does nothing.
+// checked once per process. One child reads the files of a process one after
+// another (see runWorker); a file it dies on after reading others is read
+// again by a new child, which gives the verdict. Errors reaching the file
+// (missing, unreadable) are left to the in-process open; a child that cannot
+// be started is an error naming $BBD_H5_PREFLIGHT. With
+// $BBD_H5_PREFLIGHT=off it does nothing.
 func Preflight(path string) error {
 	if !PreflightEnabled() {
 		return nil
@@ -154,7 +159,7 @@ func Preflight(path string) error {
 	c.Unlock()
 
 	var keep bool
-	v.err, keep = runPreflight(path, abs)
+	v.err, keep = preflightInWorker(path, abs)
 	close(v.done)
 	if !keep {
 		c.Lock()
@@ -164,46 +169,6 @@ func Preflight(path string) error {
 		c.Unlock()
 	}
 	return v.err
-}
-
-// runPreflight runs the child on abs; keep is false for a verdict that may
-// differ next time (no answer in time, no child started).
-func runPreflight(path, abs string) (err error, keep bool) {
-	timeout, err := preflightTimeout()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err), false
-	}
-	exe := "/proc/self/exe" // this program, even if its file was replaced
-	if _, err := os.Stat(exe); err != nil {
-		if exe, err = os.Executable(); err != nil {
-			return fmt.Errorf("%s: cannot find this program to read the file in a child process (%v); set %s=off for trusted files", path, err, PreflightEnv), false
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Args = []string{"bbd-h5-preflight"}
-	cmd.Env = append(withoutEnv(os.Environ(), childEnv), childEnv+"="+abs, "GOTRACEBACK=single")
-	var stdout, stderr tail
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second // should anything else hold its pipes
-	children.Add(1)
-	runErr := cmd.Run()
-	stage, done := lastStage(stdout.String())
-	if runErr == nil && done {
-		return nil, true
-	}
-	if ctx.Err() != nil {
-		return &CrashError{Path: path, Cause: "stopped", Timeout: timeout, Stage: stage}, false
-	}
-	var exit *exec.ExitError
-	if !errors.As(runErr, &exit) {
-		if runErr == nil {
-			runErr = errors.New("it exited without an answer")
-		}
-		return fmt.Errorf("%s: cannot read the file in a child process first (%v); set %s=off for trusted files", path, runErr, PreflightEnv), false
-	}
-	return &CrashError{Path: path, Cause: crashCause(exit, stderr.String()), Stage: stage}, true
 }
 
 // preflightTimeout returns $BBD_H5_PREFLIGHT_TIMEOUT, or the default.
@@ -224,15 +189,16 @@ func preflightTimeout() (time.Duration, error) {
 var signalLine = regexp.MustCompile(`\[signal (SIG[A-Z]+)|(SIG[A-Z]+): `)
 
 // crashCause names the signal that ended the child (the Go runtime reports a
-// fault in C code and exits with status 2), or its exit status.
-func crashCause(exit *exec.ExitError, stderr string) string {
-	if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+// fault in C code on stderr and exits with status 2), or its exit status.
+func crashCause(st *os.ProcessState, stderr string) string {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return signalName(ws.Signal())
 	}
-	if m := signalLine.FindStringSubmatch(stderr); m != nil {
-		return m[1] + m[2]
+	if m := signalLine.FindAllStringSubmatch(stderr, -1); m != nil {
+		last := m[len(m)-1]
+		return last[1] + last[2]
 	}
-	return fmt.Sprintf("exit status %d", exit.ExitCode())
+	return fmt.Sprintf("exit status %d", st.ExitCode())
 }
 
 func signalName(s syscall.Signal) string {
@@ -246,19 +212,6 @@ func signalName(s syscall.Signal) string {
 		}
 	}
 	return s.String()
-}
-
-// lastStage returns what the child was reading last and whether it finished.
-func lastStage(out string) (stage string, done bool) {
-	for _, line := range strings.Split(out, "\n") {
-		switch {
-		case strings.HasPrefix(line, lineStage):
-			stage = strings.TrimPrefix(line, lineStage)
-		case line == lineDone:
-			done = true
-		}
-	}
-	return stage, done
 }
 
 func withoutEnv(env []string, name string) []string {
