@@ -92,7 +92,7 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 			return err
 		}
 		*res = CleanseResult{Model: b.Name, Report: filepath.Join("cleanse", b.Name), Flagged: append([]int{}, rep.Flagged...),
-			Targets: b.Targets, Threshold: rep.Config.MADThreshold, Scale: rep.Config.MADScale, Budget: rep.Config.Budget,
+			Targets: b.Targets, Threshold: rep.Threshold, Scale: rep.Config.MADScale, Budget: rep.Config.Budget,
 			Steps: rep.Config.MaxSteps, Images: rep.Images, Seconds: rep.Seconds, Found: []int{}, Missed: []int{}}
 		for _, l := range rep.Labels {
 			res.Labels, res.L1, res.Index = append(res.Labels, l.Label), append(res.L1, l.L1), append(res.Index, l.AnomalyIndex)

@@ -239,6 +239,19 @@ func prepareOut(dir string) error {
 	return safefs.WriteFile(filepath.Join(dir, MarkerFile), marker, 0o644, false)
 }
 
+// ClearCache deletes the cache of the reproduction in out (only when out is
+// a reproduction's folder: it holds MarkerFile), so that the next run
+// computes every unit again. A folder that does not exist is left alone.
+func ClearCache(out string) error {
+	if _, err := os.Stat(out); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(out, MarkerFile)); err != nil {
+		return fmt.Errorf("reproduce: %s: expected an earlier reproduction (with %s) whose cache to clear: %w", out, MarkerFile, err)
+	}
+	return os.RemoveAll(filepath.Join(out, "cache"))
+}
+
 // Settings returns the settings in force (defaults filled in).
 func (r *Runner) Settings() Settings { return r.set }
 
@@ -334,8 +347,16 @@ func fileStamp(path string) string {
 	return b.String()
 }
 
-// cacheVersion changes when a cached result's meaning changes.
+// cacheVersion changes when a cached result's meaning changes, for every
+// experiment; experimentVersions when one experiment's method changes (a
+// result cached by an older method is computed again, never shown as this
+// method's). The cache is keyed by inputs and settings, not by the bbd
+// build: a change elsewhere in bbd that alters results must bump these.
 const cacheVersion = "1"
+
+var experimentVersions = map[string]string{
+	ExpNeuralCleanse: "2", // the MAD threshold grows with the labels tested (Bonferroni)
+}
 
 // cached returns the unit's result from Out/cache/<name>.json when it was
 // computed from the same key (inputs and settings, file stamps of files),
@@ -344,7 +365,8 @@ func (r *Runner) cached(name string, key any, files []string, out any, compute f
 	h := sha256.New()
 	// %+v, not JSON: configurations hold (nil) progress callbacks, which
 	// JSON refuses; maps print sorted.
-	fmt.Fprintf(h, "%s\n%s\n%+v\n", cacheVersion, name, key)
+	exp, _, _ := strings.Cut(name, "/")
+	fmt.Fprintf(h, "%s %s\n%s\n%+v\n", cacheVersion, experimentVersions[exp], name, key)
 	for _, f := range files {
 		fmt.Fprintln(h, fileStamp(f))
 	}

@@ -132,7 +132,7 @@ func Table2(st []STRIPResult) *Table {
 // Table3 is the paper's Table 3: the labels Neural Cleanse flags.
 func Table3(nc []CleanseResult) *Table {
 	t := &Table{Name: "table3", Title: "Table 3: labels Neural Cleanse flags",
-		Header: []string{"model", "flagged", "attacker's targets", "found", "missed", "labels scanned", "budget", "seconds", "paper flagged"}}
+		Header: []string{"model", "flagged", "attacker's targets", "found", "missed", "labels scanned", "threshold", "budget", "seconds", "paper flagged"}}
 	for _, c := range nc {
 		pf, ok := paperTable3[c.Model]
 		paper := NA
@@ -140,9 +140,9 @@ func Table3(nc []CleanseResult) *Table {
 			paper = ints(pf)
 		}
 		t.Rows = append(t.Rows, []string{c.Model, ints(c.Flagged), ints(c.Targets), ints(c.Found), ints(c.Missed),
-			fmt.Sprint(len(c.Labels)), c.Budget, f2(c.Seconds), paper})
+			fmt.Sprint(len(c.Labels)), f2(c.Threshold), c.Budget, f2(c.Seconds), paper})
 	}
-	t.Notes = []string{"A label is flagged when its reversed trigger's L1 norm is below the median and its anomaly index (MAD of log norms) exceeds 2. The clean model is a negative control."}
+	t.Notes = []string{"A label is flagged when its reversed trigger's L1 norm is below the median and its anomaly index (MAD of log norms) exceeds the threshold: max(2, z(1 - 0.05/n)) for n labels scanned (Bonferroni: at most a 5 % chance of any false flag). The clean model is a negative control."}
 	return t
 }
 

@@ -17,7 +17,7 @@ import (
 )
 
 var reproduceCommand = &command{name: "reproduce", summary: "regenerate the paper's figures and tables (PNG, SVG, Markdown, CSV, JSON, one HTML report)",
-	usage: "(--zoo DIR | --data DIR [--models DIR]) --out DIR [--small] [--only EXPERIMENTS] [--notebooks DIR] [--json]", run: runReproduce}
+	usage: "(--zoo DIR | --data DIR [--models DIR]) --out DIR [--small] [--fresh] [--only EXPERIMENTS] [--notebooks DIR] [--json]", run: runReproduce}
 
 func init() { commands = append(commands, reproduceCommand) }
 
@@ -35,6 +35,7 @@ func runReproduce(c *cmdEnv, args []string) error {
 	labels := fs.String("labels", "", "Neural Cleanse labels: all or ranges like 0-9 (default all; the fast budget above 100 classes)")
 	maxImages := fs.Int("max-images", 0, "read at most this many images of each data set (default all)")
 	seed := fs.Uint64("seed", 1, "seed of every random choice")
+	fresh := fs.Bool("fresh", false, "compute every unit again (the cache of an earlier run in --out is deleted first)")
 	notebooks := fs.String("notebooks", "", "a folder of executed notebooks (*.ipynb) to render as HTML into <out>/notebooks and link from the report")
 	asJSON := fs.Bool("json", false, "print a JSON summary: output files and the results")
 	pos, err := c.parse(args)
@@ -83,6 +84,11 @@ func runReproduce(c *cmdEnv, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *fresh {
+		if err := reproduce.ClearCache(*out); err != nil {
+			return err
+		}
 	}
 	bars := &reproduceBars{w: c.stderr}
 	defer bars.finish()

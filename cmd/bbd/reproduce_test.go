@@ -42,6 +42,17 @@ func TestReproduceCommand(t *testing.T) {
 		t.Errorf("second run printed something else")
 	}
 
+	// --fresh recomputes: the cached unit is written anew.
+	unit := filepath.Join(out, "cache", "strip", "sunglasses.json")
+	before, err := os.Stat(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustBBD(t, append(args, "--fresh")...)
+	if after, err := os.Stat(unit); err != nil || !after.ModTime().After(before.ModTime()) {
+		t.Errorf("--fresh did not compute the unit again (%v)", err)
+	}
+
 	foreign := t.TempDir()
 	os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644)
 	if _, stderr, code := bbd(t, "reproduce", "--zoo", z, "--out", foreign, "--only", "strip"); code != 1 || !strings.Contains(stderr, foreign) {
