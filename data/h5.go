@@ -81,7 +81,10 @@ type H5Reader struct {
 
 // OpenH5 opens a competition HDF5 file for streaming. Errors name the path:
 // missing file, not an HDF5 file, missing "data"/"label" datasets (listing
-// the datasets found), wrong rank or shape, unsupported element type.
+// the datasets found), wrong rank or shape, unsupported element type. The
+// file is read in a child process first (internal/h5.Preflight): one that
+// crashes the HDF5 C library there is an ErrFormat error wrapping an
+// *h5.CrashError, and is not opened in this process.
 func OpenH5(path string) (*H5Reader, error) {
 	ok, err := IsHDF5(path)
 	if err != nil {

@@ -49,6 +49,9 @@ const (
 // float16, float64 or big-endian are converted to float32 by HDF5 (a value
 // beyond float32's range is an error); only hard links are followed, each
 // object once; sizes are bounded by [MaxWeightValues] and [MaxExampleValues].
+// The file is read in a child process first (internal/h5.Preflight): one
+// that crashes the HDF5 C library there is an *h5.CrashError naming it, and
+// is not opened in this process.
 func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 	f, err := h5.Open(file)
 	if err != nil {

@@ -11,31 +11,40 @@
 // FuzzReadKerasH5); Go cannot recover from a fault in C. So [Open] (used by
 // tfmodels.ReadKerasH5) and data.OpenH5 call [Preflight] before opening a
 // file in this process: the program re-executes itself (/proc/self/exe, the
-// same environment plus BBD_H5_PREFLIGHT_CHILD=<file>), and this package's
-// init, which runs before main, the tests or a notebook's code (so before
-// any TensorFlow work; libtensorflow is still loaded, with its start-up lines
-// going to the parent's capture), reads the file and exits. The child opens the file,
-// walks its groups (hard links only, within [MaxDepth] and [MaxMembers]),
-// looks up each link by name, reads the attributes the readers read (a Keras
-// model_config) on every object, each dataset's shape, type and storage
-// check, and its values: in full up to 2^24 values per dataset and 2^26 in
-// all, beyond that the first and last rows and the chunk index. That is a
-// superset of what bbd's readers do with a file within those budgets: every
-// dataset is read, where a reader reads some (a file whose other datasets
-// crash libhdf5 is refused too), but no other attribute (one that made HDF5
-// 1.10 loop was found in a file the readers read without trouble). A child that dies, or does not finish within
-// the timeout, is a *[CrashError] (errors.Is [ErrCrashed]) with one message:
+// same environment plus BBD_H5_PREFLIGHT_CHILD=1), and this package's init,
+// which runs before main, the tests or a notebook's code (so before any
+// TensorFlow work; libtensorflow is still loaded, its start-up lines going to
+// the parent's capture), serves as the child: it reads the files the parent
+// names on its stdin one after another and exits at the end of its input.
+// For each file it opens it, walks its groups (hard links only, within
+// [MaxDepth] and [MaxMembers]), looks up each link by name, reads the
+// attributes the readers read (a Keras model_config) on every object, each
+// dataset's shape, type and storage check, and its values: in full up to
+// 2^24 values per dataset and 2^26 in all, beyond that the first and last
+// rows and the chunk index. That is a superset of what bbd's readers do with
+// a file within those budgets: every dataset is read, where a reader reads
+// some (a file whose other datasets crash libhdf5 is refused too), but no
+// other attribute (one that kept HDF5 1.10 busy for minutes was found in a
+// file the readers read without trouble). A child that dies on a file, or
+// does not finish it within the timeout, gives a *[CrashError] (errors.Is
+// [ErrCrashed]) with one message:
 //
 //	f.h5: expected a readable HDF5 file, found one that crashed libhdf5 (SIGSEGV) reading its group structure (/): the file is malformed
 //
 // and the file is not opened in this process. A child that finishes lets the
-// in-process read go on (and report whatever errors it finds). The child
+// in-process read go on (and report whatever errors it finds). A child that
+// dies on a file after reading others is replaced, and the new one reads the
+// file again and gives the verdict (so what a previous file did to the
+// child's libhdf5 cannot get a readable file refused). A child is also
+// replaced after 256 files and when libhdf5 kept objects of a file open. It
 // closes the descriptors it inherited by accident (without close-on-exec),
 // and stops itself shortly after the timeout should its parent be gone.
 //
-// Costs: one fork and exec per version of a file (path, inode, size,
-// modification time) per process, cached; about 10 ms for a program without
-// libtensorflow, 0.2 to 1 s for one that links it (its loading dominates).
+// Costs: starting the child, once per process (and after each crash): about
+// 10 ms for a program without libtensorflow, 0.2 to 1 s for one that links
+// it (its loading dominates); then the walk, a few milliseconds for a Keras
+// file. Each version of a file (path, inode, size, modification time) is
+// checked once per process.
 // Environment:
 //   - BBD_H5_PREFLIGHT=off skips the child (trusted files only: a malformed
 //     file can then crash the program);

@@ -123,7 +123,7 @@ func PreflightEnabled() bool { return !strings.EqualFold(os.Getenv(PreflightEnv)
 // *CrashError naming the file; a child that finishes gives nil, even when it
 // found errors (the in-process read reports them). Each version of a file is
 // checked once per process. One child reads the files of a process one after
-// another (see runWorker); a file it dies on after reading others is read
+// another (see worker); a file it dies on after reading others is read
 // again by a new child, which gives the verdict. Errors reaching the file
 // (missing, unreadable) are left to the in-process open; a child that cannot
 // be started is an error naming $BBD_H5_PREFLIGHT. With
