@@ -4,8 +4,11 @@
 // tables; line and bar charts drawn by package plots, as the bbd command draws them)
 // to bytes that a cell shows with gonbui.DisplayPNG / gonbui.DisplayHTML.
 //
-// It does not depend on TensorFlow or GoNB: it takes plain Go values, so it is tested
-// without a notebook.
+// The figure helpers take plain Go values, so they are tested without a notebook.
+// reproduce.go connects the notebooks 03-07 to package reproduce (which runs the models
+// with TensorFlow): Reproduction builds its Runner from the environment (BBD_DATA,
+// BBD_ZOO, BBD_SETTINGS, BBD_REPRO_OUT), and Show, ShowEach and ShowTables display its
+// figures and tables through GoNB's gonbui (which does nothing outside a notebook).
 //
 // Importing it also keeps libtensorflow's two start-up lines out of the cells' output:
 // GoNB runs every cell as a program, and nbutil brings in internal/tfquiet, which
