@@ -5,8 +5,12 @@
 //
 //	jupyter nbconvert --to notebook --execute --output-dir notebooks/.executed <notebook>
 //
-// (the output folder is git-ignored); a notebook passes when no cell fails and it shows
-// at least one PNG figure. `make setup` installs Jupyter and registers the GoNB kernel
+// (the output folder is git-ignored) and then written as a standalone HTML page beside it
+// (internal/nbhtml); a notebook passes when no cell fails and it shows at least one PNG
+// figure. The notebooks 03-07 reproduce the BBD paper's figures and tables through package
+// reproduce (nbutil.Reproduction reads BBD_DATA, BBD_ZOO, BBD_SETTINGS and BBD_REPRO_OUT);
+// the test runs them on the reduced test zoo with BBD_SETTINGS=tiny and one BBD_REPRO_OUT
+// for the whole run, so each reads what an earlier one computed. `make setup` installs Jupyter and registers the GoNB kernel
 // with the cgo environment libtensorflow needs; `make test` runs the notebooks with the
 // other tests. Run only them with
 //

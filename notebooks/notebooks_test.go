@@ -1,6 +1,7 @@
 package notebooks_test
 
 import (
+	"github.com/bbd-workbench/bbd/internal/nbhtml"
 	"github.com/bbd-workbench/bbd/internal/testzoo"
 
 	"bytes"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -25,6 +27,8 @@ const (
 
 // TestNotebooks executes every notebook of this folder headless with the GoNB kernel and
 // fails with the cells' error text if any cell fails or a notebook shows no PNG figure.
+// Each executed notebook is also written as a standalone HTML page (internal/nbhtml)
+// beside it in .executed/.
 func TestNotebooks(t *testing.T) {
 	notebooks, err := filepath.Glob("*.ipynb")
 	if err != nil {
@@ -43,14 +47,52 @@ func TestNotebooks(t *testing.T) {
 		dir, _ := testzoo.Reduced(t)
 		t.Setenv("BBD_ZOO", dir)
 	}
+	// The reproduction notebooks (03-07, nbutil.Reproduction) run on that zoo with
+	// the tiny settings of reproduce's own test, and share one output folder, so a
+	// notebook reads what an earlier one computed (06 the fine-pruning of 03 and
+	// the scans of 05), as they do for a user.
+	t.Setenv("BBD_DATA", "")
+	t.Setenv("BBD_SETTINGS", "tiny")
+	t.Setenv("BBD_REPRO_OUT", filepath.Join(t.TempDir(), "repro"))
 	outDir, err := filepath.Abs(".executed")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each executed notebook is written as HTML while the next one runs.
+	var exports sync.WaitGroup
+	defer exports.Wait()
 	for _, nb := range notebooks {
+		executed := ""
 		t.Run(strings.TrimSuffix(nb, ".ipynb"), func(t *testing.T) {
-			runNotebook(t, jupyter, nb, outDir)
+			executed = runNotebook(t, jupyter, nb, outDir)
 		})
+		if executed == "" {
+			continue
+		}
+		exports.Add(1)
+		go func() {
+			defer exports.Done()
+			exportHTML(t, executed, outDir)
+		}()
+	}
+}
+
+// exportHTML writes the executed notebook as a standalone HTML page into outDir
+// (internal/nbhtml) and checks that the page is there.
+func exportHTML(t *testing.T, executed, outDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	page, err := nbhtml.Export(ctx, executed, outDir)
+	switch st, serr := os.Stat(page); {
+	case err != nil:
+		t.Errorf("writing %s as HTML: %v", executed, err)
+	case serr != nil:
+		t.Errorf("HTML page of %s: %v", executed, serr)
+	case st.Size() == 0:
+		t.Errorf("HTML page %s is empty", page)
+	default:
+		t.Logf("%s written as %s in %s", filepath.Base(executed), page, time.Since(start).Round(time.Second))
 	}
 }
 
@@ -112,8 +154,9 @@ func checkJupyter(t *testing.T) string {
 	return jupyter
 }
 
-// runNotebook executes one notebook into outDir and checks its outputs.
-func runNotebook(t *testing.T, jupyter, nb, outDir string) {
+// runNotebook executes one notebook into outDir, checks its outputs and returns the
+// executed notebook's path ("" when nbconvert wrote none).
+func runNotebook(t *testing.T, jupyter, nb, outDir string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), notebookTimeout)
 	defer cancel()
 	out := filepath.Join(outDir, nb)
@@ -159,6 +202,7 @@ func runNotebook(t *testing.T, jupyter, nb, outDir string) {
 	} else {
 		t.Logf("%s shows %d PNG figure(s)", nb, n)
 	}
+	return out
 }
 
 type notebook struct {

@@ -8,3 +8,6 @@ func CaptureDisplay(png func([]byte), html func(string)) (restore func()) {
 	display.png, display.html, display.sync = png, html, func() {}
 	return func() { display = old }
 }
+
+// Computing is the progress callback Reproduction gives its runner.
+var Computing = computing

@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/janpfeifer/gonb/gonbui"
 
@@ -61,7 +63,8 @@ func DefaultZooDir() string { return filepath.Join(os.TempDir(), "bbd-notebook-z
 // Every unit of work is cached in the output folder, so a notebook run again,
 // or a notebook needing another's results (06 uses the fine-pruned models of
 // 03 and the scans of 05), reads them instead of computing them. The runner
-// logs one line per unit (computed or cached) to stdout: the cell's output.
+// prints a line to stdout (the cell's output) for each unit it computes, none for
+// the units it reads from the cache.
 func Reproduction() (*reproduce.Runner, error) {
 	src, err := ReproductionSource()
 	if err != nil {
@@ -75,7 +78,27 @@ func Reproduction() (*reproduce.Runner, error) {
 	if out == "" {
 		out = DefaultReproOut(src, name)
 	}
-	return reproduce.New(reproduce.Config{Source: src, Out: out, Settings: set, Log: os.Stdout})
+	return reproduce.New(reproduce.Config{Source: src, Out: out, Settings: set, Progress: computing(os.Stdout)})
+}
+
+// computing returns a progress callback that writes "computing <experiment> <unit>"
+// once per unit of work that is computed, not read from the cache: a cell whose
+// results are all cached prints nothing.
+func computing(w io.Writer) func(reproduce.Progress) {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return func(p reproduce.Progress) {
+		if p.Cached || p.Total == 0 || p.Done >= p.Total {
+			return
+		}
+		unit := p.Experiment + " " + p.Unit
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[unit] {
+			seen[unit] = true
+			fmt.Fprintf(w, "computing %s (cached afterwards)\n", unit)
+		}
+	}
 }
 
 // ReproductionSource returns the source Reproduction runs on: the competition

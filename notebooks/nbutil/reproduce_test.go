@@ -168,3 +168,21 @@ func TestFinePrunedModels(t *testing.T) {
 		t.Errorf("FinePrunedModels = %v, want [b a]", got)
 	}
 }
+
+// TestComputing: a unit computed is announced once; cached and finished units are not.
+func TestComputing(t *testing.T) {
+	var b strings.Builder
+	p := nbutil.Computing(&b)
+	for _, e := range []reproduce.Progress{
+		{Experiment: "strip", Unit: "a", Done: 0, Total: 10},
+		{Experiment: "strip", Unit: "a", Done: 5, Total: 10},
+		{Experiment: "strip", Unit: "a", Done: 10, Total: 10},
+		{Experiment: "strip", Unit: "b", Cached: true, Done: 1, Total: 1},
+		{Experiment: "fine-pruning", Unit: "b unit", Cached: true},
+	} {
+		p(e)
+	}
+	if got, want := b.String(), "computing strip a (cached afterwards)\n"; got != want {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+}
