@@ -145,9 +145,9 @@ func abs(p string) string {
 // ReproductionSettings returns the settings BBD_SETTINGS names and their name:
 // "paper" (reproduce.DefaultSettings: every image, the paper's sweeps and
 // epochs; hours), "small" (reproduce.SmallSettings: minutes; the default) or
-// "tiny" (the settings of reproduce's own test, restricted to the models
-// sunglasses, multi_trigger and clean as far as src has them: about a
-// minute, for the notebooks' test).
+// "tiny" (reproduce.TinySettings, the settings of reproduce's own test: about
+// a minute, for the notebooks' test; their models are kept as far as src has
+// them, all of src's when it has none of them).
 func ReproductionSettings(src *reproduce.Source) (string, reproduce.Settings, error) {
 	name := os.Getenv(EnvSettings)
 	if name == "" {
@@ -159,7 +159,7 @@ func ReproductionSettings(src *reproduce.Source) (string, reproduce.Settings, er
 	case SettingsSmall:
 		return name, reproduce.SmallSettings(), nil
 	case SettingsTiny:
-		s := TinySettings()
+		s := reproduce.TinySettings()
 		var models []string
 		for _, m := range s.Models {
 			if _, ok := src.Model(m); ok {
@@ -170,21 +170,6 @@ func ReproductionSettings(src *reproduce.Source) (string, reproduce.Settings, er
 		return name, s, nil
 	}
 	return "", reproduce.Settings{}, fmt.Errorf("%s=%q: expected %s, %s or %s", EnvSettings, name, SettingsPaper, SettingsSmall, SettingsTiny)
-}
-
-// TinySettings are the settings of reproduce's test (a minute on the reduced
-// zoo): reproduce.SmallSettings cut to two fractions, one epoch, a few hundred
-// images, 15 Neural Cleanse steps, on the models sunglasses, multi_trigger and
-// clean.
-func TinySettings() reproduce.Settings {
-	s := reproduce.SmallSettings()
-	s.Fractions = []float64{0.6, 0.9}
-	s.Epochs, s.WeightEpochs, s.ReconstructEpochs = 1, 1, 1
-	s.MaxImages, s.STRIPImages, s.STRIPOverlays = 300, 100, 10
-	s.CleanseSteps, s.CleanseImages = 15, 64
-	s.ActivationImages, s.ClusterImages = 200, 2000
-	s.Models = []string{"sunglasses", "multi_trigger", "clean"}
-	return s
 }
 
 // DefaultReproOut is the output folder of a reproduction of src with the

@@ -60,7 +60,7 @@ func TestReproductionCompetition(t *testing.T) {
 	if got := r.Settings().Models; !reflect.DeepEqual(got, []string{"sunglasses", "multi_trigger"}) {
 		t.Errorf("tiny settings on the competition files run %v, want [sunglasses multi_trigger]", got)
 	}
-	if got, want := r.Settings().CleanseSteps, nbutil.TinySettings().CleanseSteps; got != want {
+	if got, want := r.Settings().CleanseSteps, reproduce.TinySettings().CleanseSteps; got != want {
 		t.Errorf("tiny settings: %d Neural Cleanse steps, want %d", got, want)
 	}
 	// The default output folder is stable, under $TMPDIR, and names the settings.
