@@ -510,6 +510,24 @@ func TestKerasH5CrashersAreErrors(t *testing.T) {
 	}
 }
 
+// TestKerasH5MemoryBomb: a Keras file whose model_config points into a
+// global heap declaring 4 GB, found by FuzzReadKerasH5 (a seed), made HDF5
+// 1.10 take 3.7 GiB of memory to read that attribute (the fuzzing process
+// died). The preflight child measures what libhdf5 takes: the file is
+// refused, and this process never reads it.
+func TestKerasH5MemoryBomb(t *testing.T) {
+	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "c56d069515ce532c"), "heap.h5")
+	_, err := tfmodels.ReadKerasH5(p, nil)
+	var crash *h5.CrashError
+	if !errors.As(err, &crash) || crash.Memory < 2<<30 {
+		t.Fatalf("got %v, expected an *h5.CrashError for more than 2 GiB of memory", err)
+	}
+	want := p + `: expected a readable HDF5 file, found one for which libhdf5 took `
+	if !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), ` GiB of memory reading attribute "model_config" of /: the file is malformed (at most 2 GiB are allowed)`) {
+		t.Errorf("got %v", err)
+	}
+}
+
 // TestKerasConfigStrings: model_config stored as a variable-length string
 // (h5py, Keras 3) and as a fixed-length NULL-padded one (numpy bytes, Keras
 // 2) are both read whole.

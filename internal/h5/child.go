@@ -57,6 +57,10 @@ const (
 	childStringBytes = 16 << 20
 	// childRowValues is how many values the child reads at a time.
 	childRowValues = 1 << 19
+	// childMemory is the most memory libhdf5 may take to read one file (its
+	// peak resident memory beyond the start): a malformed file can make
+	// HDF5 1.10 allocate gigabytes (a global heap of 4 GB was found).
+	childMemory = 2 << 30
 )
 
 // runChild is the child process: it reads the NUL-terminated paths on in
@@ -94,10 +98,18 @@ func runChild(in io.Reader, out io.Writer) int {
 	}
 }
 
-// walkFile reads file as the readers would (see Preflight).
+// walkFile reads file as the readers would (see Preflight), and reports
+// lineMemory if libhdf5 took more than childMemory for it.
 func walkFile(file string, out io.Writer) {
-	c := &child{out: out, seen: map[objectKey]bool{}}
-	c.stage("the file's superblock (opening it)")
+	c := &child{out: out, seen: map[objectKey]bool{}, rss: resetPeakRSS()}
+	defer func() {
+		if c.overMemory() {
+			fmt.Fprintf(out, "%s%d\n", lineMemory, c.memory)
+		}
+	}()
+	if !c.stage("the file's superblock (opening it)") {
+		return
+	}
 	f, err := hdf5.OpenFile(file, hdf5.F_ACC_RDONLY)
 	if err != nil {
 		return
@@ -116,16 +128,63 @@ type child struct {
 	seen    map[objectKey]bool
 	members int
 	values  uint64 // values read in full so far
+	rss     int64  // resident memory at the file's start
+	memory  int64  // if not 0, libhdf5 took this much: the walk stopped
 }
 
-func (c *child) stage(format string, args ...any) {
+// stage reports what the child reads next, or returns false when libhdf5
+// took more than childMemory for the file so far (the last stage reported
+// is the culprit): the walk then stops.
+func (c *child) stage(format string, args ...any) bool {
+	if c.overMemory() {
+		return false
+	}
 	fmt.Fprintf(c.out, lineStage+format+"\n", args...)
+	return true
+}
+
+// overMemory reports whether the peak resident memory grew by more than
+// childMemory since the file's start.
+func (c *child) overMemory() bool {
+	if c.memory > 0 {
+		return true
+	}
+	if peak, ok := peakRSS(); ok && peak-c.rss > childMemory {
+		c.memory = peak - c.rss
+		return true
+	}
+	return false
+}
+
+// resetPeakRSS makes the peak resident memory the current one (Linux
+// clear_refs) and returns it.
+func resetPeakRSS() int64 {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	rss, _ := peakRSS()
+	return rss
+}
+
+// peakRSS returns the process's peak resident memory (VmHWM) in bytes.
+func peakRSS() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }
 
 // group visits group p like Walk, but goes on past errors (the parent may
 // read any part of the file), and reads every object's attributes.
 func (c *child) group(p string, depth int) {
-	c.stage("its group structure (%s)", p)
+	if !c.stage("its group structure (%s)", p) {
+		return
+	}
 	names, err := Members(c.f, p)
 	if g, err := c.f.OpenGroup(p); err == nil {
 		c.attributes(g, p)
@@ -137,7 +196,9 @@ func (c *child) group(p string, depth int) {
 	}
 	for _, name := range names {
 		full := path.Join(p, name)
-		c.stage("its links (%s)", full)
+		if !c.stage("its links (%s)", full) {
+			return
+		}
 		if Link(c.f, full) != HardLink {
 			continue
 		}
@@ -164,7 +225,9 @@ var stringAttributes = []string{"model_config"}
 // attributes reads obj's attributes of stringAttributes.
 func (c *child) attributes(obj interface{ ID() int64 }, p string) {
 	for _, name := range stringAttributes {
-		c.stage("attribute %q of %s", name, p)
+		if !c.stage("attribute %q of %s", name, p) {
+			return
+		}
 		if AttributeExists(obj, name) {
 			_, _ = ReadStringAttribute(obj, name, childStringBytes) // checks its type first
 		}
@@ -175,7 +238,9 @@ func (c *child) attributes(obj interface{ ID() int64 }, p string) {
 // storage), then its values: all of them within the budgets, else the first
 // and last rows and the chunk index.
 func (c *child) dataset(p string) {
-	c.stage("the header of dataset %s", p)
+	if !c.stage("the header of dataset %s", p) {
+		return
+	}
 	ds, err := c.f.OpenDataset(p)
 	if err != nil {
 		return
@@ -188,7 +253,9 @@ func (c *child) dataset(p string) {
 	if err != nil || !IsNumeric(ds) {
 		return
 	}
-	c.stage("the values of dataset %s", p)
+	if !c.stage("the values of dataset %s", p) {
+		return
+	}
 	n, ok := Count(dims, childFullValues)
 	switch {
 	case n == 0 && ok:
@@ -210,7 +277,9 @@ func (c *child) dataset(p string) {
 	k := max(1, childRowValues/int(rowValues))
 	_ = ReadRows(ds, dims, 0, min(k, rows), childRowValues, discard)
 	_ = ReadRows(ds, dims, max(0, rows-k), min(k, rows), childRowValues, discard)
-	c.stage("the chunk index of dataset %s", p)
+	if !c.stage("the chunk index of dataset %s", p) {
+		return
+	}
 	C.bbd_h5_chunks(C.hid_t(ds.ID()), childChunks)
 }
 

@@ -39,6 +39,7 @@ type CrashError struct {
 	Path    string        // the file
 	Cause   string        // how the child ended: "SIGSEGV", "exit status 3"...
 	Timeout time.Duration // if not 0, the child was stopped after this long
+	Memory  int64         // if not 0, libhdf5 took this many bytes of memory
 	Stage   string        // what it was reading, e.g. "its group structure (/)"
 }
 
@@ -54,6 +55,13 @@ func (e *CrashError) Detail() string {
 			s += " (it was reading " + e.Stage + ")"
 		}
 		return s + ": the file is malformed, or needs a longer $" + PreflightTimeoutEnv
+	}
+	if e.Memory > 0 {
+		s := fmt.Sprintf("expected a readable HDF5 file, found one for which libhdf5 took %.1f GiB of memory", float64(e.Memory)/(1<<30))
+		if e.Stage != "" {
+			s += " reading " + e.Stage
+		}
+		return s + fmt.Sprintf(": the file is malformed (at most %d GiB are allowed)", childMemory>>30)
 	}
 	s := "expected a readable HDF5 file, found one that crashed libhdf5 (" + e.Cause + ")"
 	if e.Stage != "" {
@@ -73,6 +81,7 @@ const (
 	lineStage       = linePrefix + "reading "
 	lineDone        = linePrefix + "done"
 	lineDoneRecycle = lineDone + ", recycle"
+	lineMemory      = linePrefix + "memory "
 )
 
 // init is the child: when the program was started by Preflight, it reads the

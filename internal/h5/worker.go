@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -57,12 +58,16 @@ func preflightInWorker(path, abs string) (err error, keep bool) {
 		}
 		w := current.w
 		requests.Add(1)
-		stage, done, recycle, timedOut := w.read(abs, timeout)
-		if done {
+		a, timedOut := w.read(abs, timeout)
+		stage := a.stage
+		if a.done {
 			w.served++
-			if recycle || w.served >= workerFiles {
+			if a.recycle || w.served >= workerFiles {
 				w.stop()
 				current.w = nil
+			}
+			if a.memory > 0 {
+				return &CrashError{Path: path, Cause: "memory", Memory: a.memory, Stage: stage}, true
 			}
 			return nil, true
 		}
@@ -108,16 +113,19 @@ func startWorker() (*worker, error) {
 	return w, nil
 }
 
-// read sends abs to w and reads the answer: done (and whether w asks to be
-// replaced), or the stage it was at when it ended or was stopped after
-// timeout.
-func (w *worker) read(abs string, timeout time.Duration) (stage string, done, recycle, timedOut bool) {
+// answer is what a worker said about a file: the last stage it reported,
+// whether it finished (and asks to be replaced), and the memory libhdf5 took
+// when that was too much.
+type answer struct {
+	stage         string
+	done, recycle bool
+	memory        int64
+}
+
+// read sends abs to w and reads the answer, stopping w after timeout.
+func (w *worker) read(abs string, timeout time.Duration) (a answer, timedOut bool) {
 	if _, err := io.WriteString(w.in, abs+"\x00"); err != nil {
-		return "", false, false, false // it is gone
-	}
-	type answer struct {
-		stage         string
-		done, recycle bool
+		return answer{}, false // it is gone
 	}
 	ch := make(chan answer, 1)
 	go func() {
@@ -127,6 +135,9 @@ func (w *worker) read(abs string, timeout time.Duration) (stage string, done, re
 			line = strings.TrimSuffix(line, "\n")
 			if s, ok := strings.CutPrefix(line, lineStage); ok {
 				a.stage = s
+			}
+			if s, ok := strings.CutPrefix(line, lineMemory); ok {
+				a.memory, _ = strconv.ParseInt(s, 10, 64)
 			}
 			if line == lineDone || line == lineDoneRecycle {
 				a.done, a.recycle = true, line == lineDoneRecycle
@@ -142,11 +153,10 @@ func (w *worker) read(abs string, timeout time.Duration) (stage string, done, re
 	defer timer.Stop()
 	select {
 	case a := <-ch:
-		return a.stage, a.done, a.recycle, false
+		return a, false
 	case <-timer.C:
 		w.cmd.Process.Kill()
-		a := <-ch
-		return a.stage, false, false, true
+		return <-ch, true
 	}
 }
 
