@@ -25,9 +25,10 @@
 // a file within those budgets: every dataset is read, where a reader reads
 // some (a file whose other datasets crash libhdf5 is refused too), but no
 // other attribute (one that kept HDF5 1.10 busy for minutes was found in a
-// file the readers read without trouble). A child that dies on a file, or
-// does not finish it within the timeout, gives a *[CrashError] (errors.Is
-// [ErrCrashed]) with one message:
+// file the readers read without trouble). A child that dies on a file, does
+// not finish it within the timeout, or sees libhdf5 take more than 2 GiB of
+// memory for it (a global heap declaring 4 GB was found), gives a
+// *[CrashError] (errors.Is [ErrCrashed]) with one message:
 //
 //	f.h5: expected a readable HDF5 file, found one that crashed libhdf5 (SIGSEGV) reading its group structure (/): the file is malformed
 //
