@@ -53,7 +53,7 @@ func (r *Runner) activationsOne(ctx context.Context, b Model) (*ActivationResult
 		Seed               uint64
 	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, zooCfg, r.set.Seed}
 	res := &ActivationResult{}
-	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
+	hit, err := r.cached(unit, key, r.modelFiles(b), res, func(string) error {
 		m, clean, err := r.openModel(b, r.set.ActivationImages)
 		if err != nil {
 			return err

@@ -70,7 +70,7 @@ func (r *Runner) bbdOne(ctx context.Context, b Model, pr *PruneResult, targets [
 	}{b, pr.Method, pr.Report.Fraction, targets, r.set.MaxImages}
 	res := &BBDResult{}
 	files := append(r.modelFiles(b), repairedDir)
-	hit, err := r.cached(unit, key, files, res, func() error {
+	hit, err := r.cached(unit, key, files, res, func(string) error {
 		badnet, err := loadModel(b)
 		if err != nil {
 			return err

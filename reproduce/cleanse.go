@@ -49,14 +49,8 @@ func (r *Runner) NeuralCleanse(ctx context.Context) ([]CleanseResult, error) {
 	return out, nil
 }
 
-// CleanseDir is where the scan of a model is written.
-func (r *Runner) CleanseDir(model string) string {
-	return filepath.Join(r.cfg.Out, "cleanse", model)
-}
-
 func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error) {
 	unit := ExpNeuralCleanse + "/" + b.Name
-	dir := r.CleanseDir(b.Name)
 	key := struct {
 		Model         Model
 		Labels        []int
@@ -64,7 +58,7 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 		Seed          uint64
 	}{b, r.set.CleanseLabels, r.set.CleanseSteps, r.set.CleanseImages, r.set.Seed}
 	res := &CleanseResult{}
-	hit, err := r.cached(unit, key, []string{b.Path, r.cfg.Source.CleanValidation}, res, func() error {
+	hit, err := r.cached(unit, key, []string{b.Path, r.cfg.Source.CleanValidation}, res, func(hash string) error {
 		m, clean, err := r.openModel(b, r.set.CleanseImages)
 		if err != nil {
 			return err
@@ -82,7 +76,9 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 		if err != nil {
 			return err
 		}
-		if err := os.RemoveAll(dir); err != nil { // an older scan of ours
+		rel := unitDir("cleanse", b.Name, hash)
+		dir := filepath.Join(r.cfg.Out, rel)
+		if err := os.RemoveAll(dir); err != nil { // an interrupted scan's leftover
 			return err
 		}
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -91,7 +87,7 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 		if err := rep.Write(dir); err != nil {
 			return err
 		}
-		*res = CleanseResult{Model: b.Name, Report: filepath.Join("cleanse", b.Name), Flagged: append([]int{}, rep.Flagged...),
+		*res = CleanseResult{Model: b.Name, Report: rel, Flagged: append([]int{}, rep.Flagged...),
 			Targets: b.Targets, Threshold: rep.Threshold, Scale: rep.Config.MADScale, Budget: rep.Config.Budget,
 			Steps: rep.Config.MaxSteps, Images: rep.Images, Seconds: rep.Seconds, Found: []int{}, Missed: []int{}}
 		for _, l := range rep.Labels {
@@ -110,7 +106,7 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 		return nil, err
 	}
 	if hit {
-		if _, err := os.Stat(filepath.Join(dir, defence.CleanseReportFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(r.cfg.Out, res.Report, defence.CleanseReportFile)); err != nil {
 			_ = os.Remove(filepath.Join(r.cfg.Out, "cache", filepath.FromSlash(unit)+".json"))
 			return r.cleanseOne(ctx, b)
 		}

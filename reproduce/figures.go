@@ -1,9 +1,11 @@
 package reproduce
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,7 +41,7 @@ func sweepFigure(fp *FinePruningResults, tuned bool) (*Figure, error) {
 		name, title = "fig2-fine-pruning", "Figure 2: accuracy vs fraction pruned (after fine-tuning)"
 	}
 	var panels []plots.LinePanel
-	for _, model := range fp.models() {
+	for _, model := range fp.Models() {
 		pn := plots.LinePanel{Title: model, XLabel: "fraction pruned", YLabel: "accuracy / attack success", YMin: 0, YMax: 1}
 		for _, method := range []string{"unit", "channel"} {
 			p, ok := fp.Find(model, method)
@@ -192,4 +194,47 @@ func Figure9(a ActivationResult) (*Figure, error) {
 		return nil, err
 	}
 	return &Figure{Name: "fig9-pca-" + a.Model, Figure: f}, nil
+}
+
+// FigureBBD draws Table 4 as bars: per BadNet and mode, BBD's measured
+// accuracy on the clean inputs and its share of poisoned inputs labelled N,
+// each beside what equations (3)-(6) predict from the BadNet's and the
+// repaired model's own figures (targeted: equations (3) and (4); untargeted:
+// the bounds of the intervals (5) and (6), a bound below 0 drawn at 0).
+func FigureBBD(bb []BBDResult) (*Figure, error) {
+	nan := math.NaN()
+	series := []plots.BarSeries{
+		{Name: "clean inputs: measured"}, {Name: "clean: eq. (3), or (5) lower bound"}, {Name: "clean: eq. (5) upper bound"},
+		{Name: "poisoned inputs labelled N: measured"}, {Name: "poisoned: eq. (4), or (6) lower bound"}, {Name: "poisoned: eq. (6) upper bound"},
+	}
+	var groups []string
+	add := func(vals ...float64) {
+		for i, v := range vals {
+			if !math.IsNaN(v) {
+				v = max(v, 0)
+			}
+			series[i].Values = append(series[i].Values, v)
+		}
+	}
+	for _, b := range bb {
+		if t := b.Targeted; t != nil {
+			p := t.Predicted
+			groups = append(groups, b.Model+" targeted")
+			add(t.CleanAccuracy.Value(), p.TargetedClean, nan, t.PoisonedAccuracy.Value(), p.TargetedPoisoned, nan)
+		}
+		if u := b.Untargeted; u != nil {
+			p := u.Predicted
+			groups = append(groups, b.Model+" untargeted")
+			add(u.CleanAccuracy.Value(), p.UntargetedClean[0], p.UntargetedClean[1],
+				u.PoisonedAccuracy.Value(), p.UntargetedPoisoned[0], p.UntargetedPoisoned[1])
+		}
+	}
+	if len(groups) == 0 {
+		return nil, errors.New("reproduce.FigureBBD: no BBD results")
+	}
+	f, err := plots.GroupedBars("Table 4 as bars: BBD measured beside equations (3)-(6)", "fraction of inputs", groups, series)
+	if err != nil {
+		return nil, fmt.Errorf("reproduce.FigureBBD: %w", err)
+	}
+	return &Figure{Name: "table4-bars", Figure: f}, nil
 }

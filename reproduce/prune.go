@@ -128,9 +128,10 @@ func (r *Runner) modelFiles(b Model) []string {
 	return files
 }
 
-// RepairedPath is where the repaired model of a BadNet and method is saved.
-func (r *Runner) RepairedPath(model, method string) string {
-	return filepath.Join(r.cfg.Out, "models", model+"-"+method)
+// unitDir is the folder of a unit's files (a saved model, a scan) under
+// the output folder: kind/name-hash, hash from the unit's cache key.
+func unitDir(kind, name, hash string) string {
+	return filepath.Join(kind, name+"-"+hash)
 }
 
 func (r *Runner) pruneOne(ctx context.Context, b Model, method string) (*PruneResult, error) {
@@ -143,7 +144,6 @@ func (r *Runner) pruneOne(ctx context.Context, b Model, method string) (*PruneRe
 	}
 	cfg = cfg.WithDefaults()
 	unit := ExpFinePruning + "/" + b.Name + "/" + method
-	dst := r.RepairedPath(b.Name, method)
 	key := struct {
 		Model    Model
 		Config   defence.FinePruneConfig
@@ -151,7 +151,7 @@ func (r *Runner) pruneOne(ctx context.Context, b Model, method string) (*PruneRe
 		Settings string
 	}{b, cfg, r.set.MaxImages, "v1"}
 	res := &PruneResult{}
-	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
+	hit, err := r.cached(unit, key, r.modelFiles(b), res, func(hash string) error {
 		m, val, err := r.openModel(b, 0)
 		if err != nil {
 			return err
@@ -180,20 +180,22 @@ func (r *Runner) pruneOne(ctx context.Context, b Model, method string) (*PruneRe
 			return err
 		}
 		defer repaired.Close()
+		rel := unitDir("models", b.Name+"-"+method, hash)
+		dst := filepath.Join(r.cfg.Out, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
 		if err := exporter.WriteModel(dst, repaired, exporter.Options{Overwrite: true}); err != nil {
 			return fmt.Errorf("saving the repaired model: %w", err)
 		}
-		*res = PruneResult{Model: b.Name, Method: method, Report: rep, SavedModel: filepath.Join("models", filepath.Base(dst)), Images: sizes}
+		*res = PruneResult{Model: b.Name, Method: method, Report: rep, SavedModel: rel, Images: sizes}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fine-pruning %s (%s): %w", b.Name, method, err)
 	}
 	if hit {
-		if _, err := os.Stat(filepath.Join(dst, "saved_model.pb")); err != nil {
+		if _, err := os.Stat(filepath.Join(r.cfg.Out, res.SavedModel, "saved_model.pb")); err != nil {
 			// The report is cached but the model is gone: compute again.
 			_ = os.Remove(filepath.Join(r.cfg.Out, "cache", filepath.FromSlash(unit)+".json"))
 			return r.pruneOne(ctx, b, method)
@@ -215,7 +217,7 @@ func (r *Runner) reconstructOne(ctx context.Context, b Model) (*ReconstructResul
 		Max    int
 	}{b, cfg, r.set.MaxImages}
 	res := &ReconstructResult{}
-	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
+	hit, err := r.cached(unit, key, r.modelFiles(b), res, func(string) error {
 		m, val, err := r.openModel(b, 0)
 		if err != nil {
 			return err

@@ -29,7 +29,7 @@ var reportSections = []struct {
 	{"Neural Cleanse (sections 3.2-3.3)", "Wang et al. 2019: reverse-engineer the smallest trigger for each label; a label whose trigger is abnormally small is a backdoor target.",
 		[]string{"table3"}, []string{"fig4-", "anomaly-"}},
 	{"Bimodel Backdoor Defence (section 4)", "The BadNet and its repaired copy vote; disagreement means poisoned (label N).",
-		[]string{"table4"}, nil},
+		[]string{"table4"}, []string{"table4-"}},
 	{"Activation analysis (Figure 9)", "Chen et al. 2018: poisoned inputs separate from clean ones in the last hidden layer's activations.",
 		[]string{"activation-clustering"}, []string{"fig9-"}},
 }

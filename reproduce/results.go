@@ -73,7 +73,7 @@ func (r *Runner) Run(ctx context.Context, experiments []string) (*Results, error
 func (res *Results) Tables() []*Table {
 	var out []*Table
 	if fp := res.FinePruning; fp != nil && len(fp.Prune) > 0 {
-		out = append(out, Table1(fp), Table1Paper(fp.models()), TablePruneChoice(fp))
+		out = append(out, Table1(fp), Table1Paper(fp.Models()), TablePruneChoice(fp))
 	}
 	if len(res.STRIP) > 0 {
 		out = append(out, Table2(res.STRIP))
@@ -124,6 +124,11 @@ func (res *Results) Figures(out string) ([]*Figure, error) {
 			if err := add(AnomalyFigure(c)); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if len(res.BBD) > 0 {
+		if err := add(FigureBBD(res.BBD)); err != nil {
+			return nil, err
 		}
 	}
 	for _, a := range res.Activations {

@@ -361,7 +361,9 @@ var experimentVersions = map[string]string{
 // cached returns the unit's result from Out/cache/<name>.json when it was
 // computed from the same key (inputs and settings, file stamps of files),
 // else computes it and stores it. Interrupted computations store nothing.
-func (r *Runner) cached(name string, key any, files []string, out any, compute func() error) (hit bool, err error) {
+// compute gets the key's short hash, to name the files it writes beside the
+// cache (a saved model, a scan): results of other settings never share them.
+func (r *Runner) cached(name string, key any, files []string, out any, compute func(hash string) error) (hit bool, err error) {
 	h := sha256.New()
 	// %+v, not JSON: configurations hold (nil) progress callbacks, which
 	// JSON refuses; maps print sorted.
@@ -381,7 +383,7 @@ func (r *Runner) cached(name string, key any, files []string, out any, compute f
 			return true, nil
 		}
 	}
-	if err := compute(); err != nil {
+	if err := compute(sum[:12]); err != nil {
 		return false, err
 	}
 	val, err := json.Marshal(out)

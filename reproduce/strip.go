@@ -56,7 +56,7 @@ func (r *Runner) stripOne(ctx context.Context, b Model) (*STRIPResult, error) {
 	}{b, cfg, r.set.STRIPImages, r.set.MaxImages}
 	res := &STRIPResult{}
 	unit := ExpSTRIP + "/" + b.Name
-	hit, err := r.cached(unit, key, r.modelFiles(b), res, func() error {
+	hit, err := r.cached(unit, key, r.modelFiles(b), res, func(string) error {
 		m, pool, err := r.openModel(b, 0)
 		if err != nil {
 			return err

@@ -14,7 +14,7 @@ import (
 func Table1(fp *FinePruningResults) *Table {
 	t := &Table{Name: "table1-bbd", Title: "Table 1 (bbd): clean accuracy and attack success after each defence",
 		Header: []string{"BadNet", "data", "none", "W-based fine-pruning", "reconstructed", "A-based pruning (unit)", "A-based fine-pruning (unit)", "channel fine-pruning", "fractions (unit / channel)"}}
-	for _, name := range fp.models() {
+	for _, name := range fp.Models() {
 		cells := [2][]string{{name, "clean"}, {name, "poisoned"}}
 		add := func(clean, attack string) {
 			cells[0], cells[1] = append(cells[0], clean), append(cells[1], attack)
@@ -208,7 +208,8 @@ func TableClustering(ac []ActivationResult) *Table {
 	return t
 }
 
-func (f *FinePruningResults) models() []string {
+// Models returns the BadNets fine-pruned, in order (Table1Paper's rows).
+func (f *FinePruningResults) Models() []string {
 	var out []string
 	for _, p := range f.Prune {
 		if !slices.Contains(out, p.Model) {

@@ -6,16 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 
 	"github.com/janpfeifer/gonb/gonbui"
 
-	"github.com/bbd-workbench/bbd/plots"
 	"github.com/bbd-workbench/bbd/reproduce"
 )
 
@@ -267,57 +264,9 @@ func ShowTables(tables ...*reproduce.Table) {
 	display.sync()
 }
 
-// FinePrunedModels returns the BadNets of fine-pruning's results, in their
-// order (the rows of reproduce.Table1, to give reproduce.Table1Paper).
-func FinePrunedModels(fp *reproduce.FinePruningResults) []string {
-	var out []string
-	for _, p := range fp.Prune {
-		if !slices.Contains(out, p.Model) {
-			out = append(out, p.Model)
-		}
-	}
-	return out
-}
+// FinePrunedModels returns the BadNets fine-pruned in fp, in order (the
+// models of Table1Paper).
+func FinePrunedModels(fp *reproduce.FinePruningResults) []string { return fp.Models() }
 
-// BBDFigure draws Table 4 as bars: per BadNet and mode, BBD's measured
-// accuracy on the clean inputs and its share of poisoned inputs labelled N,
-// each beside what equations (3)-(6) predict from the BadNet's and the
-// repaired model's own figures (targeted: equations (3) and (4); untargeted:
-// the bounds of the intervals (5) and (6), a bound below 0 drawn at 0).
-func BBDFigure(bb []reproduce.BBDResult) (*reproduce.Figure, error) {
-	nan := math.NaN()
-	series := []plots.BarSeries{
-		{Name: "clean inputs: measured"}, {Name: "clean: eq. (3), or (5) lower bound"}, {Name: "clean: eq. (5) upper bound"},
-		{Name: "poisoned inputs labelled N: measured"}, {Name: "poisoned: eq. (4), or (6) lower bound"}, {Name: "poisoned: eq. (6) upper bound"},
-	}
-	var groups []string
-	add := func(vals ...float64) {
-		for i, v := range vals {
-			if !math.IsNaN(v) {
-				v = max(v, 0)
-			}
-			series[i].Values = append(series[i].Values, v)
-		}
-	}
-	for _, b := range bb {
-		if t := b.Targeted; t != nil {
-			p := t.Predicted
-			groups = append(groups, b.Model+" targeted")
-			add(t.CleanAccuracy.Value(), p.TargetedClean, nan, t.PoisonedAccuracy.Value(), p.TargetedPoisoned, nan)
-		}
-		if u := b.Untargeted; u != nil {
-			p := u.Predicted
-			groups = append(groups, b.Model+" untargeted")
-			add(u.CleanAccuracy.Value(), p.UntargetedClean[0], p.UntargetedClean[1],
-				u.PoisonedAccuracy.Value(), p.UntargetedPoisoned[0], p.UntargetedPoisoned[1])
-		}
-	}
-	if len(groups) == 0 {
-		return nil, errors.New("nbutil.BBDFigure: no BBD results")
-	}
-	f, err := plots.GroupedBars("Table 4 as bars: BBD measured beside equations (3)-(6)", "fraction of inputs", groups, series)
-	if err != nil {
-		return nil, fmt.Errorf("nbutil.BBDFigure: %w", err)
-	}
-	return &reproduce.Figure{Name: "table4-bars", Figure: f}, nil
-}
+// BBDFigure is reproduce.FigureBBD: Table 4 as bars beside equations (3)-(6).
+func BBDFigure(bb []reproduce.BBDResult) (*reproduce.Figure, error) { return reproduce.FigureBBD(bb) }
