@@ -188,6 +188,43 @@ func (d *detector) scoresOffset(ctx context.Context, x []float32, n, done, total
 	return scores, labels, nil
 }
 
+// copyLabels returns, for each of n inputs x, the labels the model gives its
+// copies: the input itself first, then each transformed copy in the order the
+// detector makes them (the raw data of SCALE-UP's and TeCo's scores).
+func (d *detector) copyLabels(ctx context.Context, x []float32, n int) ([][]int, error) {
+	if d.cg == nil || d.cg.sess == nil {
+		return nil, fmt.Errorf("%s: the detector is closed", d.name)
+	}
+	per := d.cg.shape[0] * d.cg.shape[1] * d.cg.shape[2]
+	if n <= 0 || len(x) != n*per {
+		return nil, fmt.Errorf("%s: expected %d images of %v (%d values), found %d values", d.name, n, d.cg.shape, n*per, len(x))
+	}
+	out := make([][]int, 0, n)
+	step := d.cg.inputsPerRun(d.copies)
+	for start := 0; start < n; start += step {
+		if err := checkContext(ctx); err != nil {
+			return nil, err
+		}
+		end := min(start+step, n)
+		res, err := d.cg.run(x[start*per:end*per], end-start, nil, d.cg.labels)
+		if err != nil {
+			return nil, fmt.Errorf("%s: inputs %d..%d: %w", d.name, start, end-1, err)
+		}
+		rows, err := tensorInt32Rows(res[0]) // [copies, B]
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.name, err)
+		}
+		for i := 0; i < end-start; i++ {
+			l := make([]int, len(rows))
+			for c := range rows {
+				l[c] = int(rows[c][i])
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 // examplesChunk is the number of examples gathered from an Examples at once.
 const examplesChunk = 256
 
