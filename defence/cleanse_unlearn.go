@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
@@ -19,6 +20,8 @@ type UnlearnConfig struct {
 	// evenly over the flagged labels' triggers.
 	Fraction float64 `json:"fraction"`
 	// Epochs of fine-tuning (15), BatchSize (32), Adam's LearningRate (1e-3).
+	// With the selection rule (MaxEpochs > Epochs) Epochs is where the
+	// selection starts.
 	Epochs       int     `json:"epochs"`
 	BatchSize    int     `json:"batch_size"`
 	LearningRate float64 `json:"learning_rate"`
@@ -28,6 +31,37 @@ type UnlearnConfig struct {
 	// Recipe is UnlearnAugmented (default) or UnlearnPaper (see the
 	// constants).
 	Recipe string `json:"recipe,omitempty"`
+	// The selection rule. The defender has no poisoned data, only clean
+	// images and the reversed triggers, so the rule watches what it can:
+	// HoldOut (0.1) of the clean images (at least 20) are kept out of the
+	// fine-tuning; after every epoch they are stamped with each flagged
+	// label's reversed trigger in five fixed check forms (the trigger at
+	// strength 1 and 1.5, its thresholded mask grown by Dilation with the
+	// reversed pattern and with one fixed uniform noise, the grown mask's
+	// bounding box with that noise: the forms the augmented recipe trains
+	// on, at their strongest), and each form's attack success (the fraction
+	// of the held-out images of other labels classified as the flagged
+	// label) is measured, with the held-out clean accuracy. Fine-tuning runs
+	// Epochs (15) epochs, then goes on up to MaxEpochs (30) and returns the
+	// weights of the epoch from Epochs on whose check (the sum of the forms'
+	// attack success over the flagged labels) is lowest, the later epoch on
+	// a tie; it stops as soon as a check is 0. Epochs whose held-out clean
+	// accuracy is significantly below the model's before fine-tuning (a
+	// drop above MaxDrop, 0.03, plus two binomial standard errors of the
+	// held-out accuracy) are not chosen. MaxEpochs < 0 (or <= Epochs) is
+	// the fixed schedule: Epochs epochs, no hold-out.
+	// Why: after about 15 epochs the real trigger's attack success no
+	// longer falls but moves from epoch to epoch, around 0.05 (zoo
+	// anonymous_2, 40 epochs, seeds 1-4: 0.02 to 0.13 at epochs 15-40; the
+	// same with a tenth of the learning rate or twice the stamped
+	// fraction), so a fixed epoch count ends wherever the draw leaves it
+	// (0.035 to 0.098 after 15 epochs). The held-out check follows it
+	// (correlation 0.73 over those epochs): choosing the epoch on it is
+	// model selection on a validation set, with the backdoor's only
+	// observable the defender has.
+	MaxEpochs int     `json:"max_epochs"`
+	HoldOut   float64 `json:"hold_out"`
+	MaxDrop   float64 `json:"max_drop"`
 	// Labels whose triggers are unlearnt (nil: the report's flagged labels).
 	Labels []int `json:"labels,omitempty"`
 	// Seed of the choice of stamped images and of the shuffling.
@@ -59,7 +93,8 @@ const (
 
 // DefaultUnlearnConfig returns the defaults.
 func DefaultUnlearnConfig() UnlearnConfig {
-	return UnlearnConfig{Fraction: 0.2, Epochs: 15, BatchSize: 32, LearningRate: 1e-3}
+	return UnlearnConfig{Fraction: 0.2, Epochs: 15, BatchSize: 32, LearningRate: 1e-3,
+		MaxEpochs: 30, HoldOut: 0.1, MaxDrop: 0.03}
 }
 
 // Validate checks the configuration (zero fields count as defaults).
@@ -76,6 +111,12 @@ func (c UnlearnConfig) Validate() error {
 	}
 	if c.LearningRate < 0 || math.IsNaN(c.LearningRate) || math.IsInf(c.LearningRate, 0) {
 		return configError(m, "LearningRate", "finite, non-negative (0: default)", c.LearningRate)
+	}
+	if c.HoldOut < 0 || c.HoldOut >= 1 || math.IsNaN(c.HoldOut) {
+		return configError(m, "HoldOut", "in [0, 1) (0: default)", c.HoldOut)
+	}
+	if c.MaxDrop < 0 || c.MaxDrop > 1 || math.IsNaN(c.MaxDrop) {
+		return configError(m, "MaxDrop", "in [0, 1] (0: default)", c.MaxDrop)
 	}
 	return nil
 }
@@ -100,6 +141,15 @@ func (c UnlearnConfig) withDefaults() UnlearnConfig {
 	if c.Dilation == 0 {
 		c.Dilation = 2
 	}
+	if c.MaxEpochs == 0 {
+		c.MaxEpochs = d.MaxEpochs
+	}
+	if c.HoldOut == 0 {
+		c.HoldOut = d.HoldOut
+	}
+	if c.MaxDrop == 0 {
+		c.MaxDrop = d.MaxDrop
+	}
 	return c
 }
 
@@ -108,6 +158,8 @@ func (c UnlearnConfig) withDefaults() UnlearnConfig {
 type Unlearn struct {
 	Config UnlearnConfig
 	Report *CleanseReport
+	// afterEpoch, if set, sees the model after each check (tests).
+	afterEpoch func(epoch int, m *tfmodels.Model)
 }
 
 // UnlearnReport says what unlearning did.
@@ -115,8 +167,19 @@ type UnlearnReport struct {
 	Labels []int `json:"labels"`
 	// Stamped: images stamped (UnlearnPaper), or stamps drawn over all the
 	// epochs (UnlearnAugmented).
-	Stamped int               `json:"stamped"`
-	Images  int               `json:"images"`
+	Stamped int `json:"stamped"`
+	// Images: clean images fine-tuned on; HeldOut: kept for the stopping
+	// rule's checks (Checks, one per epoch from 0, before fine-tuning).
+	Images  int            `json:"images"`
+	HeldOut int            `json:"held_out,omitempty"`
+	Checks  []UnlearnCheck `json:"checks,omitempty"`
+	// Epochs: the epoch whose weights are returned; Stop, why fine-tuning
+	// stopped: "zero" (a check at 0), "cap" (MaxEpochs reached; the best
+	// epoch's weights returned), "cap, no eligible epoch" (every epoch's
+	// held-out accuracy too low: the last weights returned), "" (fixed
+	// schedule).
+	Epochs  int               `json:"epochs"`
+	Stop    string            `json:"stop,omitempty"`
 	Config  UnlearnConfig     `json:"config"`
 	History *tfmodels.History `json:"history"`
 }
@@ -179,8 +242,26 @@ func (u *Unlearn) Mitigate(ctx context.Context, m *tfmodels.Model, clean Example
 			return nil, nil, fmt.Errorf("unlearn: clean image %d has label %d: unlearning needs true labels", i, l)
 		}
 	}
-	stamped := 0
 	cm := u.Report.MaskChannels
+	ur := &UnlearnReport{Labels: labels, Images: n, Config: cfg}
+	// The selection rule's held-out images (see UnlearnConfig.MaxEpochs).
+	var check *unlearnCheck
+	if held := max(20, int(math.Round(cfg.HoldOut*float64(n)))); cfg.MaxEpochs > cfg.Epochs && len(trig) > 0 && n >= 2*held {
+		perm := rand.New(rand.NewPCG(cfg.Seed, 0x686f6c64)).Perm(n)
+		check = newUnlearnCheck(x, y, perm[:held], trig, cfg, h, w, c, cm)
+		kept := perm[held:]
+		slices.Sort(kept)
+		xt, yt := make([]float32, len(kept)*per), make([]int32, len(kept))
+		for j, i := range kept {
+			copy(xt[j*per:(j+1)*per], x[i*per:(i+1)*per])
+			yt[j] = y[i]
+		}
+		x, y, n = xt, yt, len(kept)
+		ur.HeldOut = held
+	} else {
+		cfg.MaxEpochs = cfg.Epochs
+	}
+	ur.Images, ur.Config = n, cfg
 	var train tfmodels.Examples = &floatExamples{x: x, y: y, per: per}
 	switch {
 	case len(trig) == 0:
@@ -190,7 +271,7 @@ func (u *Unlearn) Mitigate(ctx context.Context, m *tfmodels.Model, clean Example
 		for j, i := range rng.Perm(n)[:k] {
 			t := trig[j%len(trig)]
 			stampInto(x[i*per:(i+1)*per], t.Mask, t.Pattern, 1, h*w, c, cm)
-			stamped++
+			ur.Stamped++
 		}
 	default:
 		ae := &augmentedExamples{floatExamples: floatExamples{x: x, y: y, per: per}, frac: cfg.Fraction,
@@ -201,13 +282,8 @@ func (u *Unlearn) Mitigate(ctx context.Context, m *tfmodels.Model, clean Example
 			ae.pats = append(ae.pats, t.Pattern)
 		}
 		train = ae
-		defer func() {
-			if rep != nil {
-				rep.(*UnlearnReport).Stamped = ae.stamped
-			}
-		}()
+		defer func() { ur.Stamped = ae.stamped }()
 	}
-	ur := &UnlearnReport{Labels: labels, Stamped: stamped, Images: n, Config: cfg}
 	rm, err := tfmodels.Build(m.Arch, weights, tfmodels.BuildOptions{BatchSize: m.BatchSize})
 	if err != nil {
 		return nil, nil, fmt.Errorf("unlearn: copying the model: %w", err)
@@ -216,14 +292,141 @@ func (u *Unlearn) Mitigate(ctx context.Context, m *tfmodels.Model, clean Example
 		rm.Close()
 		return nil, nil, err
 	}
-	ur.History, err = rm.Train(train, tfmodels.TrainSettings{
+	settings := tfmodels.TrainSettings{
 		Optimizer: tfmodels.OptimizerSettings{Kind: tfmodels.Adam, LearningRate: cfg.LearningRate},
-		Epochs:    cfg.Epochs, BatchSize: cfg.BatchSize, Seed: cfg.Seed, Progress: cfg.Progress})
+		Epochs:    cfg.MaxEpochs, BatchSize: cfg.BatchSize, Seed: cfg.Seed, Progress: cfg.Progress}
+	var keep tfmodels.Weights // the chosen epoch's weights
+	if check != nil {
+		c0, err := check.run(rm, 0, u.afterEpoch)
+		if err != nil {
+			rm.Close()
+			return nil, nil, fmt.Errorf("unlearn: %w", err)
+		}
+		ur.Checks = append(ur.Checks, c0)
+		// the lowest eligible held-out accuracy (see UnlearnConfig.MaxEpochs)
+		se := math.Sqrt(c0.CleanAccuracy * (1 - c0.CleanAccuracy) / float64(ur.HeldOut))
+		floor := c0.CleanAccuracy - cfg.MaxDrop - 2*se
+		batches := (n + cfg.BatchSize - 1) / cfg.BatchSize
+		best := math.Inf(1)
+		settings.AfterBatch = func(step int) error {
+			if step%batches != 0 {
+				return ctx.Err()
+			}
+			e := step / batches
+			ce, err := check.run(rm, e, u.afterEpoch)
+			if err != nil {
+				return err
+			}
+			ur.Checks = append(ur.Checks, ce)
+			if e < cfg.Epochs || ce.CleanAccuracy < floor || ce.Score > best {
+				return ctx.Err()
+			}
+			best, ur.Epochs = ce.Score, e
+			if keep, err = rm.GetWeights(); err != nil {
+				return err
+			}
+			if ce.Score == 0 {
+				return errUnlearnStop
+			}
+			return ctx.Err()
+		}
+	}
+	ur.History, err = rm.Train(train, settings)
+	switch {
+	case errors.Is(err, errUnlearnStop):
+		err, ur.Stop = nil, "zero"
+	case err == nil && check != nil && keep == nil:
+		ur.Stop, ur.Epochs = "cap, no eligible epoch", cfg.MaxEpochs
+	case err == nil && check != nil:
+		ur.Stop = "cap"
+		err = rm.SetWeights(keep)
+	case err == nil:
+		ur.Epochs = cfg.Epochs
+	}
 	if err != nil {
 		rm.Close()
 		return nil, nil, fmt.Errorf("unlearn: fine-tuning: %w", err)
 	}
 	return rm, ur, nil
+}
+
+// errUnlearnStop ends the fine-tuning when a check is 0.
+var errUnlearnStop = errors.New("unlearning stopped")
+
+// UnlearnCheck is one epoch's check of the selection rule on the held-out
+// clean images (epoch 0: before fine-tuning).
+type UnlearnCheck struct {
+	Epoch         int     `json:"epoch"`
+	CleanAccuracy float64 `json:"clean_accuracy"`
+	// Forms: the attack success of each flagged label's check forms, label
+	// by label, form by form; Score: their sum (the rule's criterion).
+	Score float64   `json:"score"`
+	Forms []float64 `json:"forms"`
+}
+
+// unlearnCheck holds the held-out images, clean and stamped.
+type unlearnCheck struct {
+	clean   *floatExamples
+	stamped []*floatExamples
+}
+
+// newUnlearnCheck builds the check sets of the held-out images idx of x, y:
+// for each trigger and form, the held-out images of other labels stamped and
+// labelled with the trigger's label.
+func newUnlearnCheck(x []float32, y []int32, idx []int, trig []*CleanseLabel, cfg UnlearnConfig, h, w, c, cm int) *unlearnCheck {
+	per := h * w * c
+	uc := &unlearnCheck{clean: &floatExamples{x: make([]float32, len(idx)*per), y: make([]int32, len(idx)), per: per}}
+	if err := (&floatExamples{x: x, y: y, per: per}).Gather(idx, uc.clean.x, uc.clean.y); err != nil {
+		panic(err) // idx are in range
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x636865636b))
+	noise := make([]float32, per)
+	for i := range noise {
+		noise[i] = rng.Float32()
+	}
+	for _, t := range trig {
+		grown := dilate(thresholded(t.Mask), h, w, cm, cfg.Dilation)
+		box := dilate(boxOf(thresholded(t.Mask), h, w, cm), h, w, cm, cfg.Dilation)
+		for _, f := range []struct {
+			m, p []float32
+			a    float32
+		}{{t.Mask, t.Pattern, 1}, {t.Mask, t.Pattern, 1.5}, {grown, t.Pattern, 1}, {grown, noise, 1}, {box, noise, 1}} {
+			s := &floatExamples{per: per}
+			for j, l := range uc.clean.y {
+				if int(l) == t.Label {
+					continue
+				}
+				img := slices.Clone(uc.clean.x[j*per : (j+1)*per])
+				stampInto(img, f.m, f.p, f.a, h*w, c, cm)
+				s.x = append(s.x, img...)
+				s.y = append(s.y, int32(t.Label))
+			}
+			uc.stamped = append(uc.stamped, s)
+		}
+	}
+	return uc
+}
+
+func (uc *unlearnCheck) run(m *tfmodels.Model, epoch int, hook func(int, *tfmodels.Model)) (UnlearnCheck, error) {
+	ce := UnlearnCheck{Epoch: epoch}
+	var err error
+	if _, ce.CleanAccuracy, err = m.Evaluate(uc.clean); err != nil {
+		return ce, err
+	}
+	for _, s := range uc.stamped {
+		a := 0.0
+		if s.Len() > 0 {
+			if _, a, err = m.Evaluate(s); err != nil {
+				return ce, err
+			}
+		}
+		ce.Forms = append(ce.Forms, a)
+		ce.Score += a
+	}
+	if hook != nil {
+		hook(epoch, m)
+	}
+	return ce, nil
 }
 
 // floatExamples is labelled float32 images in memory.

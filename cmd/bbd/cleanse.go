@@ -52,7 +52,8 @@ func runCleanse(c *cmdEnv, args []string) error {
 	unlearn := c.flags.Bool("unlearn", false, "unlearn the triggers of a report's flagged labels (with --model, --report, --clean, --out)")
 	reportDir := c.flags.String("report", "", "--unlearn: the scan's report folder")
 	cleanPath := c.flags.String("clean", "", "--unlearn: clean labelled data (HDF5 or folder) to fine-tune on")
-	epochs := c.flags.Int("epochs", 0, "--unlearn: fine-tuning epochs (0: 15)")
+	epochs := c.flags.Int("epochs", 0, "--unlearn: fine-tuning epochs before the held-out selection starts (0: 15)")
+	maxEpochs := c.flags.Int("max-epochs", 0, "--unlearn: fine-tuning epochs at most, the epoch with the lowest held-out check kept (0: 30; -1: exactly --epochs, no hold-out)")
 	lr := c.flags.Float64("lr", 0, "--unlearn: Adam learning rate (0: 1e-3)")
 	recipe := c.flags.String("recipe", defence.UnlearnAugmented, "--unlearn: augmented (fresh stamps every batch, several strengths, thresholded masks, noise) or paper (20 % stamped once)")
 	pos, err := c.parse(args)
@@ -66,7 +67,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 		return usagef("--model and --out are required")
 	}
 	if *unlearn {
-		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, defence.UnlearnConfig{Epochs: *epochs, LearningRate: *lr, Seed: *seed, Recipe: *recipe}, *asJSON)
+		return runUnlearn(c, *modelPath, *arch, *reportDir, *cleanPath, *out, defence.UnlearnConfig{Epochs: *epochs, MaxEpochs: *maxEpochs, LearningRate: *lr, Seed: *seed, Recipe: *recipe}, *asJSON)
 	}
 	if len(dataPaths) == 0 {
 		return usagef("--data is required: the defender's clean images")
@@ -400,8 +401,20 @@ func runUnlearn(c *cmdEnv, modelPath, arch, reportDir, cleanPath, out string, cf
 	}
 	fmt.Fprintf(c.stdout, "unlearnt labels: %s (%d of %d clean images stamped)\n", joinInts(ur.Labels), ur.Stamped, ur.Images)
 	if h := ur.History; h != nil && len(h.Epochs) > 0 {
-		e := h.Epochs[len(h.Epochs)-1]
-		fmt.Fprintf(c.stdout, "fine-tuning: %d epochs, last loss %.4f, accuracy %.4f\n", len(h.Epochs), e.Loss, e.Accuracy)
+		e, ran := h.Epochs[len(h.Epochs)-1], len(h.Epochs)
+		if len(ur.Checks) > 0 {
+			ran = ur.Checks[len(ur.Checks)-1].Epoch
+		}
+		fmt.Fprintf(c.stdout, "fine-tuning: %d epochs, loss %.4f and accuracy %.4f at epoch %d\n", ran, e.Loss, e.Accuracy, e.Epoch)
+	}
+	if len(ur.Checks) > 1 {
+		fmt.Fprintf(c.stdout, "held-out check (%d clean images; reversed triggers' attack success summed over the check forms): %.3f before, epoch %d chosen (%s)\n",
+			ur.HeldOut, ur.Checks[0].Score, ur.Epochs, ur.Stop)
+		for _, ce := range ur.Checks[1:] {
+			if ce.Epoch == ur.Epochs {
+				fmt.Fprintf(c.stdout, "  epoch %d: check %.3f, held-out clean accuracy %.3f (before %.3f)\n", ce.Epoch, ce.Score, ce.CleanAccuracy, ur.Checks[0].CleanAccuracy)
+			}
+		}
 	}
 	fmt.Fprintf(c.stdout, "model: %s\n", out)
 	return nil
