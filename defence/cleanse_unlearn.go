@@ -123,34 +123,25 @@ func (c UnlearnConfig) Validate() error {
 
 func (c UnlearnConfig) withDefaults() UnlearnConfig {
 	d := DefaultUnlearnConfig()
-	if c.Fraction == 0 {
-		c.Fraction = d.Fraction
-	}
-	if c.Epochs == 0 {
-		c.Epochs = d.Epochs
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = d.BatchSize
-	}
-	if c.LearningRate == 0 {
-		c.LearningRate = d.LearningRate
-	}
-	if c.Recipe == "" {
-		c.Recipe = UnlearnAugmented
-	}
-	if c.Dilation == 0 {
-		c.Dilation = 2
-	}
-	if c.MaxEpochs == 0 {
-		c.MaxEpochs = d.MaxEpochs
-	}
-	if c.HoldOut == 0 {
-		c.HoldOut = d.HoldOut
-	}
-	if c.MaxDrop == 0 {
-		c.MaxDrop = d.MaxDrop
-	}
+	d.Recipe, d.Dilation = UnlearnAugmented, 2
+	orDefault(&c.Fraction, d.Fraction)
+	orDefault(&c.Epochs, d.Epochs)
+	orDefault(&c.BatchSize, d.BatchSize)
+	orDefault(&c.LearningRate, d.LearningRate)
+	orDefault(&c.Recipe, d.Recipe)
+	orDefault(&c.Dilation, d.Dilation)
+	orDefault(&c.MaxEpochs, d.MaxEpochs)
+	orDefault(&c.HoldOut, d.HoldOut)
+	orDefault(&c.MaxDrop, d.MaxDrop)
 	return c
+}
+
+// orDefault sets *v to def when it is the zero value.
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // Unlearn is the unlearning mitigator ([Mitigator]) for the triggers of a
