@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+
+	"github.com/bbd-workbench/bbd/internal/h5"
 )
 
 // The fuzz targets read hostile files with the data package's readers: none
@@ -48,8 +50,19 @@ func checkImages(t *testing.T, imgs *Images) {
 	}
 }
 
+// fuzzH5Timeout gives the HDF5 preflight child (internal/h5) 5 s per file
+// unless $BBD_H5_PREFLIGHT_TIMEOUT says otherwise: Go's fuzzing takes an
+// input that runs longer than 10 s for a hang, and files that keep libhdf5
+// busy are refused after the timeout.
+func fuzzH5Timeout(f *testing.F) {
+	if os.Getenv(h5.PreflightTimeoutEnv) == "" {
+		f.Setenv(h5.PreflightTimeoutEnv, "5s")
+	}
+}
+
 // FuzzOpenH5: the competition HDF5 reader on any bytes.
 func FuzzOpenH5(f *testing.F) {
+	fuzzH5Timeout(f)
 	dir := f.TempDir()
 	imgs, _ := NewImages(3, 5, 4, 3)
 	for i := range imgs.Pix {

@@ -164,6 +164,12 @@ func FuzzParseKerasConfig(f *testing.F) {
 // FuzzReadKerasH5: the Keras HDF5 weight reader on any bytes (the file's own
 // architecture, and tinyArch for weights-only files).
 func FuzzReadKerasH5(f *testing.F) {
+	// Go's fuzzing takes an input that runs longer than 10 s for a hang:
+	// the HDF5 preflight child (internal/h5) refuses a file that keeps
+	// libhdf5 busy after 5 s.
+	if os.Getenv(h5.PreflightTimeoutEnv) == "" {
+		f.Setenv(h5.PreflightTimeoutEnv, "5s")
+	}
 	for _, file := range realKerasFiles(f) {
 		f.Add(file)
 	}

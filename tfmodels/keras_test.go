@@ -528,6 +528,20 @@ func TestKerasH5MemoryBomb(t *testing.T) {
 	}
 }
 
+// TestKerasH5LoopingFile: a Keras file whose model_config makes HDF5 1.10
+// loop in H5Aread -> H5T__conv_vlen -> H5HG_read -> H5C_protect (found by
+// FuzzReadKerasH5, a seed; read in this process it never returns) is refused
+// when the preflight child does not finish it within the timeout.
+func TestKerasH5LoopingFile(t *testing.T) {
+	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "69dbba5c08c81983"), "loop.h5")
+	t.Setenv(h5.PreflightTimeoutEnv, "3s")
+	_, err := tfmodels.ReadKerasH5(p, nil)
+	want := p + `: expected a readable HDF5 file, found one that libhdf5 did not finish reading within 3s (it was reading attribute "model_config" of /): the file is malformed, or needs a longer $BBD_H5_PREFLIGHT_TIMEOUT`
+	if !errors.Is(err, h5.ErrCrashed) || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
 // TestKerasConfigStrings: model_config stored as a variable-length string
 // (h5py, Keras 3) and as a fixed-length NULL-padded one (numpy bytes, Keras
 // 2) are both read whole.

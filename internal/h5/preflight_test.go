@@ -91,7 +91,11 @@ func TestPreflight(t *testing.T) {
 	if !errors.Is(err, ErrCrashed) || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("timeout: got %v, expected %q...", err, want)
 	}
+	if err2 := Preflight(p); err2 == nil || err2.Error() != err.Error() {
+		t.Errorf("timeout again: got %v, expected the same verdict", err2)
+	}
 	t.Setenv(PreflightTimeoutEnv, "soon")
+	os.WriteFile(p, []byte("\x89HDF\r\n\x1a\nchanged once more"), 0o644)
 	if err := Preflight(p); err == nil || !strings.Contains(err.Error(), PreflightTimeoutEnv) {
 		t.Errorf("a bad timeout: got %v", err)
 	}

@@ -39,8 +39,7 @@ var current struct {
 }
 
 // preflightInWorker reads abs in the worker (started if needed); keep is
-// false for a verdict that may differ next time (no answer in time, no child
-// started).
+// false for a verdict that may differ next time (no child started).
 func preflightInWorker(path, abs string) (err error, keep bool) {
 	timeout, err := preflightTimeout()
 	if err != nil {
@@ -74,8 +73,8 @@ func preflightInWorker(path, abs string) (err error, keep bool) {
 		st := w.stop()
 		current.w = nil
 		switch {
-		case timedOut:
-			return &CrashError{Path: path, Cause: "stopped", Timeout: timeout, Stage: stage}, false
+		case timedOut: // kept: a file is not given a second timeout in a process
+			return &CrashError{Path: path, Cause: "stopped", Timeout: timeout, Stage: stage}, true
 		case w.served > 0 && !retried:
 			continue // it had read other files: a new child gives the verdict
 		case st == nil:
