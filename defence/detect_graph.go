@@ -58,8 +58,9 @@ type transformFunc func(o *tfmodels.Ops, x tf.Output) tf.Output
 // newCopyGraph builds the copies of m's input by transform and the
 // probabilities of every copy; the caller adds its scoring ops with cg.ops and
 // then calls open. images is the number of images per Session.Run (zero:
-// tfmodels.DefaultBatchSize).
-func newCopyGraph(scope string, m *tfmodels.Model, images int, transform transformFunc) (cg *copyGraph, err error) {
+// tfmodels.DefaultBatchSize). remapper false turns Grappler's remapper off in
+// a white-box session (see below and noRemapperSession).
+func newCopyGraph(scope string, m *tfmodels.Model, images int, remapper bool, transform transformFunc) (cg *copyGraph, err error) {
 	defer recoverTF(&err, "building the "+scope+" graph")
 	if m == nil {
 		return nil, fmt.Errorf("%s: no model", scope)
@@ -78,11 +79,31 @@ func newCopyGraph(scope string, m *tfmodels.Model, images int, transform transfo
 	cg.input = input
 	cg.ops = tfmodels.NewOps(cg.g, scope)
 	o := cg.ops
-	// The copies' static shape, [-1, H, W, C] (the broadcast and reshape lose
-	// it), for Grappler's optimizers.
-	cg.copies = o.Op("EnsureShape", map[string]interface{}{"shape": tf.MakeShape(-1, int64(m.InputShape[0]), int64(m.InputShape[1]), int64(m.InputShape[2]))}, transform(o, input))
+	cg.copies = transform(o, input)
 	if err := o.Err(); err != nil {
 		return nil, err
+	}
+	// The copies keep the static shape [-1, H, W, C] (Grappler's optimizers
+	// need it) without a Reshape or EnsureShape in front of the net: with
+	// libtensorflow 2.21's oneDNN optimizations (on by default on x86),
+	// Grappler's remapper mis-fuses DeepID's fc_2 MatMul + BiasAdd + add_1
+	// AddV2 + activation_1 Relu whenever the net's input is a Reshape or an
+	// EnsureShape of the placeholder: it leaves a node with an empty op, logs
+	// "tfg_optimizer ... Node net/activation_1/Relu has an empty op name" and
+	// "remapper failed: NOT_FOUND: Op type not registered ”", and Grappler
+	// discards the whole remapper pass. (Reproduced in Python TensorFlow 2.21
+	// on the exported filter's graph with the net's input rewired: the
+	// placeholder, Identity, Mul, Tile, ConcatV2 or Unpack of it run
+	// silently; Reshape or EnsureShape of it, even to its own shape, log the
+	// errors.) The detectors' sessions and every loader of the exported
+	// filter (Python TensorFlow, tfgo, tfmodels.LoadSavedModel) run with the
+	// default session options, remapper on, so that they run the same
+	// optimised graph and score bit for bit alike. TeCo's copies trip the
+	// remapper even so (some pairs of its corruptions do: contrast with
+	// brightness or impulse noise, blur with pixelation; contrast with
+	// Gaussian noise does not), so its session keeps the remapper off.
+	if !imageShape(cg.copies.Shape(), m.InputShape) {
+		return nil, fmt.Errorf("%s: the copies have the static shape %v, expected [-1 %d %d %d]", scope, cg.copies.Shape(), m.InputShape[0], m.InputShape[1], m.InputShape[2])
 	}
 	cg.whiteBox = m.WhiteBox() && !m.Frozen() && m.Arch != nil
 	if cg.whiteBox {
@@ -97,9 +118,11 @@ func newCopyGraph(scope string, m *tfmodels.Model, images int, transform transfo
 			return nil, err
 		}
 		cg.probs = net.Probabilities
-		so, err := noRemapperSession()
-		if err != nil {
-			return nil, err
+		var so *tf.SessionOptions
+		if !remapper {
+			if so, err = noRemapperSession(); err != nil {
+				return nil, err
+			}
 		}
 		cg.own, err = tfmodels.NewModel(cg.g, input, []*tfmodels.Net{net}, tfmodels.ModelOptions{Session: so})
 		if err != nil {
@@ -121,21 +144,27 @@ func newCopyGraph(scope string, m *tfmodels.Model, images int, transform transfo
 	return cg, nil
 }
 
+// imageShape reports whether s is statically [?, H, W, C] of shape.
+func imageShape(s tf.Shape, shape [3]int) bool {
+	if s.NumDimensions() != 4 {
+		return false
+	}
+	for i, d := range shape {
+		if s.Size(i+1) != int64(d) {
+			return false
+		}
+	}
+	return true
+}
+
 // noRemapperSession returns session options with Grappler's remapper off,
-// for the white-box copy graphs.
-//
-// Why: with libtensorflow 2.21's oneDNN optimizations (on by default on
-// x86), the remapper mis-fuses DeepID's fc_2 MatMul + BiasAdd + add_1 AddV2 +
-// activation_1 Relu whenever the net's input is not the placeholder itself
-// but a Reshape or EnsureShape of it (as the detectors' copies are): it
-// leaves a node with an empty op, logs "No registered ” OpKernel ...
-// net/activation_1/Relu", "tfg_optimizer ... Node net/activation_1/Relu has
-// an empty op name" and "remapper failed: NOT_FOUND: Op type not registered
-// ”", and Grappler then discards the whole remapper pass. So the remapper
-// never applied to these graphs anyway; turning it off changes no result
-// and no fusion, and silences the errors. (Reproduced with the frozen net
-// alone: fed by the placeholder it runs silently, fed by EnsureShape(input)
-// it logs the errors; TF_ENABLE_ONEDNN_OPTS=0 silences them too.)
+// for graphs on which the remapper mis-fuses the net (a net reading a
+// Reshape or EnsureShape of the input, TeCo's copies: see newCopyGraph;
+// Neural Cleanse's evaluation copy). It changes no result: on such graphs
+// the remapper pass fails and is discarded anyway (TF_ENABLE_ONEDNN_OPTS=0
+// silences the errors too). STRIP's and SCALE-UP's copy graphs avoid those
+// ops instead and run with the default options, as the exported STRIP
+// filter's loaders do.
 func noRemapperSession() (*tf.SessionOptions, error) {
 	cfg, err := proto.Marshal(&pb.ConfigProto{GraphOptions: &pb.GraphOptions{RewriteOptions: &pb.RewriterConfig{Remapping: pb.RewriterConfig_OFF}}})
 	if err != nil {
@@ -231,12 +260,24 @@ func imageTensor(x []float32, n int, shape [3]int) (*tf.Tensor, error) {
 
 // broadcastCopies returns x [B, H, W, C] combined with each of k per-copy
 // tensors c [K, H, W, C] (or [K, 1, 1, 1]) by f, copy-major, after x itself:
-// [(1+K)*B, H, W, C]. The broadcast happens inside TensorFlow.
-func broadcastCopies(o *tfmodels.Ops, x, c tf.Output, shape [3]int, f func(xb, cb tf.Output) tf.Output) tf.Output {
-	xb := o.Op("ExpandDims", nil, x, o.Const(int32(0))) // [1, B, H, W, C]
-	cb := o.Op("ExpandDims", nil, c, o.Const(int32(1))) // [K, 1, H, W, C]
-	flat := o.Op("Reshape", nil, f(xb, cb), o.Const([]int32{-1, int32(shape[0]), int32(shape[1]), int32(shape[2])}))
-	return o.Op("ConcatV2", nil, tf.OutputList{x, flat}, o.Const(int32(0)))
+// [(1+K)*B, H, W, C]. The combination happens inside TensorFlow: copy i of
+// the K*B combines x[i mod B] and c[i div B], both gathered, and f works
+// elementwise on the two.
+//
+// Gathering rather than broadcasting [1, B, ...] against [K, 1, ...] and
+// reshaping keeps the copies' static shape [-1, H, W, C] with no Reshape or
+// EnsureShape in front of the net: a net fed by either trips Grappler's
+// oneDNN remapper (see newCopyGraph), which made the exported STRIP filter log
+// errors in Python TensorFlow, tfgo and bbd.
+func broadcastCopies(o *tfmodels.Ops, x, c tf.Output, f func(xb, cb tf.Output) tf.Output) tf.Output {
+	dim0 := func(t tf.Output) tf.Output { // scalar int32: t's first dimension
+		return o.Op("GatherV2", nil, o.Op("Shape", map[string]interface{}{"out_type": tf.Int32}, t), o.Const(int32(0)), o.Const(int32(0)))
+	}
+	b := dim0(x)
+	i := o.Op("Range", nil, o.Const(int32(0)), o.Op("Mul", nil, dim0(c), b), o.Const(int32(1)))
+	xg := o.Op("GatherV2", nil, x, o.Op("FloorMod", nil, i, b), o.Const(int32(0))) // [K*B, H, W, C]
+	cg := o.Op("GatherV2", nil, c, o.Op("FloorDiv", nil, i, b), o.Const(int32(0))) // [K*B, ...]
+	return o.Op("ConcatV2", nil, tf.OutputList{x, f(xg, cg)}, o.Const(int32(0)))
 }
 
 // tensorFloat32s returns the values of a float32 tensor of rank 1 or 2,

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	tf "github.com/galeone/tensorflow/tensorflow/go"
@@ -244,7 +245,7 @@ func testSTRIPExport(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := fm.Run(xs, x.Len(), fm.Outputs["label"])
+	res, err := fm.Run(xs, x.Len(), fm.Outputs["label"], fm.Outputs["score"])
 	fm.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -252,8 +253,15 @@ func testSTRIPExport(t *testing.T, dir string) {
 	got := make([]int, len(res[0]))
 	for i, v := range res[0] {
 		got[i] = int(v)
+		// Detect's session and the loader's run the same optimised graph
+		// (both with Grappler's remapper on): the scores agree bit for bit,
+		// so no input near the threshold is decided differently.
+		if res[1][i] != float32(det.Scores[i]) {
+			t.Errorf("Go: input %d: the filter scores %v, Detect %v", i, res[1][i], float32(det.Scores[i]))
+		}
 	}
 	check("Go", got)
+	testFilterNetInput(t, dir)
 	// tfgo.
 	check("tfgo", stripTFGoLabels(t, dir, xs, x.Len(), m.InputShape))
 	// Python TensorFlow, on the same images written as a competition file.
@@ -274,6 +282,41 @@ func testSTRIPExport(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	check("Python", py.Labels)
+}
+
+// testFilterNetInput: in the exported filter's graph, the net reads the
+// overlaid copies through no Reshape or EnsureShape, which trip Grappler's
+// oneDNN remapper in every loader (errors logged on load: "Node
+// net/activation_1/Relu has an empty op name", "remapper failed").
+func testFilterNetInput(t *testing.T, dir string) {
+	t.Helper()
+	mg, err := tfmodels.ReadMetaGraph(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]string{}
+	for _, n := range mg.GetGraphDef().GetNode() {
+		ops[n.GetName()] = n.GetOp()
+	}
+	entries := 0
+	for _, n := range mg.GetGraphDef().GetNode() {
+		if !strings.HasPrefix(n.GetName(), "net/") {
+			continue
+		}
+		for _, in := range n.GetInput() {
+			src := strings.TrimPrefix(strings.SplitN(in, ":", 2)[0], "^")
+			if strings.HasPrefix(src, "net/") {
+				continue
+			}
+			entries++
+			if op := ops[src]; op == "Reshape" || op == "EnsureShape" {
+				t.Errorf("the filter's net reads %s (%s) in %s", src, op, n.GetName())
+			}
+		}
+	}
+	if entries == 0 {
+		t.Error("no input of the filter's net found")
+	}
 }
 
 // tfgoLabels runs the filter's label output with tfgo, one input at a time.

@@ -94,13 +94,9 @@ func NewScaleUp(m *tfmodels.Model, cfg ScaleUpConfig) (*ScaleUp, error) {
 	for i, s := range cfg.Scales {
 		scales[i] = float32(s)
 	}
-	var sh [3]int
-	if m != nil {
-		sh = m.InputShape
-	}
-	cg, err := newCopyGraph("scaleup", m, cfg.BatchSize, func(o *tfmodels.Ops, x tf.Output) tf.Output {
+	cg, err := newCopyGraph("scaleup", m, cfg.BatchSize, true, func(o *tfmodels.Ops, x tf.Output) tf.Output {
 		k := o.Op("Reshape", nil, o.Const(scales), o.Const([]int32{int32(len(scales)), 1, 1, 1}))
-		return broadcastCopies(o, x, k, sh, func(xb, kb tf.Output) tf.Output {
+		return broadcastCopies(o, x, k, func(xb, kb tf.Output) tf.Output {
 			return o.Op("ClipByValue", nil, o.Op("Mul", nil, xb, kb), o.Const(float32(0)), o.Const(float32(1)))
 		})
 	})

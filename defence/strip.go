@@ -209,18 +209,17 @@ type stripGraph struct {
 // adaptive rounds: a PlaceholderWithDefault serving both trips up Grappler's
 // TFG optimizer).
 func newSTRIPGraph(m *tfmodels.Model, cfg STRIPConfig, overlays func(o *tfmodels.Ops) tf.Output) (sg *stripGraph, err error) {
-	sh := m.InputShape
 	sg = &stripGraph{}
 	transform := func(o *tfmodels.Ops, x tf.Output) tf.Output {
 		sg.overlays = overlays(o)
-		return broadcastCopies(o, x, sg.overlays, sh, func(xb, ob tf.Output) tf.Output {
+		return broadcastCopies(o, x, sg.overlays, func(xb, ob tf.Output) tf.Output {
 			if cfg.Overlay == OverlayBlend {
 				return o.Op("AddV2", nil, o.Op("Mul", nil, xb, o.Const(float32(1-cfg.Alpha))), o.Op("Mul", nil, ob, o.Const(float32(cfg.Alpha))))
 			}
 			return o.Op("AddV2", nil, xb, ob)
 		})
 	}
-	cg, err := newCopyGraph("strip", m, cfg.BatchSize, transform)
+	cg, err := newCopyGraph("strip", m, cfg.BatchSize, true, transform)
 	if err != nil {
 		return nil, fmt.Errorf("strip: %w", err)
 	}

@@ -145,7 +145,7 @@ func NewTeCo(m *tfmodels.Model, cfg TeCoConfig) (*TeCo, error) {
 		}
 		return t
 	}
-	cg, err := newCopyGraph("teco", m, cfg.BatchSize, func(o *tfmodels.Ops, x tf.Output) tf.Output {
+	cg, err := newCopyGraph("teco", m, cfg.BatchSize, false, func(o *tfmodels.Ops, x tf.Output) tf.Output {
 		copies := tf.OutputList{x}
 		for _, kind := range cfg.Corruptions {
 			var noise tf.Output
