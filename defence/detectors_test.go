@@ -155,16 +155,7 @@ func testDetectors(t *testing.T, dir string) {
 		t.Errorf("adaptive STRIP: FRR %v FAR %v with %.1f overlays; fixed M: FRR %v FAR %v", dd.FRR(), dd.FAR(), avg, fd.FRR(), fd.FAR())
 	}
 
-	su, err := defence.NewScaleUp(m, defence.ScaleUpConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close()
-	tc, err := defence.NewTeCo(m, defence.TeCoConfig{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
+	su, tc := newScaleUpTeCo(t, m)
 	for _, d := range []interface {
 		stripScorer
 		Name() string
@@ -356,6 +347,23 @@ func stripTFGoLabels(t *testing.T, dir string, x []float32, n int, sh [3]int) []
 	return out
 }
 
+// newScaleUpTeCo builds SCALE-UP and TeCo with their defaults (TeCo seed 1)
+// for m, closed when the test ends.
+func newScaleUpTeCo(t *testing.T, m *tfmodels.Model) (*defence.ScaleUp, *defence.TeCo) {
+	t.Helper()
+	su, err := defence.NewScaleUp(m, defence.ScaleUpConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { su.Close() })
+	tc, err := defence.NewTeCo(m, defence.TeCoConfig{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	return su, tc
+}
+
 // logBreakdown logs what SCALE-UP's and TeCo's scores of n inputs x are made
 // of: the share of inputs whose copy at each scale keeps its label, and per
 // corruption how many inputs first change label at severity 1..5 or never (6).
@@ -465,16 +473,7 @@ func TestDetectorsDirection(t *testing.T) {
 		Epochs: 3, BatchSize: 64, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
-	su, err := defence.NewScaleUp(m, defence.ScaleUpConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer su.Close()
-	tc, err := defence.NewTeCo(m, defence.TeCoConfig{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
+	su, tc := newScaleUpTeCo(t, m)
 	logBreakdown(t, su, tc, "clean", stripFloats(t, clean), clean.Len())
 	auroc := map[string][2]float64{}
 	for _, tt := range triggers {
