@@ -56,7 +56,7 @@ func checkImages(t *testing.T, imgs *Images) {
 // busy are refused after the timeout.
 func fuzzH5Timeout(f *testing.F) {
 	if os.Getenv(h5.PreflightTimeoutEnv) == "" {
-		f.Setenv(h5.PreflightTimeoutEnv, "5s")
+		f.Setenv(h5.PreflightTimeoutEnv, "3s")
 	}
 }
 

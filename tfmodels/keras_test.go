@@ -530,8 +530,9 @@ func TestKerasH5MemoryBomb(t *testing.T) {
 
 // TestKerasH5LoopingFile: a Keras file whose model_config makes HDF5 1.10
 // loop in H5Aread -> H5T__conv_vlen -> H5HG_read -> H5C_protect (found by
-// FuzzReadKerasH5, a seed; read in this process it never returns) is refused
-// when the preflight child does not finish it within the timeout.
+// FuzzReadKerasH5, a seed; read in-process it had not returned after 2
+// minutes) is refused when the preflight child does not finish it within the
+// timeout.
 func TestKerasH5LoopingFile(t *testing.T) {
 	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "69dbba5c08c81983"), "loop.h5")
 	t.Setenv(h5.PreflightTimeoutEnv, "3s")
