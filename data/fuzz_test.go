@@ -50,7 +50,7 @@ func checkImages(t *testing.T, imgs *Images) {
 	}
 }
 
-// fuzzH5Timeout gives the HDF5 preflight child (internal/h5) 5 s per file
+// fuzzH5Timeout gives the HDF5 preflight child (internal/h5) 3 s per file
 // unless $BBD_H5_PREFLIGHT_TIMEOUT says otherwise: Go's fuzzing takes an
 // input that runs longer than 10 s for a hang, and files that keep libhdf5
 // busy are refused after the timeout.
