@@ -128,9 +128,10 @@ func PreflightEnabled() bool { return !strings.EqualFold(os.Getenv(PreflightEnv)
 // reading the attributes the readers read, the headers of its datasets and
 // their values (all of them up to a budget, the first and last rows and the
 // chunk index beyond), which is everything bbd's readers do with it. A child
-// that dies (libhdf5 crashed), or does not finish within the timeout, gives a
-// *CrashError naming the file; a child that finishes gives nil, even when it
-// found errors (the in-process read reports them). Each version of a file is
+// that dies (libhdf5 crashed), does not finish within the timeout, or sees
+// libhdf5 take more than 2 GiB of memory for the file gives a *CrashError
+// naming the file (as path spells it); a child that finishes gives nil, even
+// when it found errors (the in-process read reports them). Each version of a file is
 // checked once per process. One child reads the files of a process one after
 // another (see worker); a file it dies on after reading others is read
 // again by a new child, which gives the verdict. Errors reaching the file
@@ -158,6 +159,11 @@ func Preflight(path string) error {
 	if v, ok := c.m[key]; ok {
 		c.Unlock()
 		<-v.done
+		if crash, ok := v.err.(*CrashError); ok {
+			named := *crash // checked under another spelling of the path, maybe
+			named.Path = path
+			return &named
+		}
 		return v.err
 	}
 	if len(c.m) >= maxCached {
