@@ -92,7 +92,11 @@ func runReproduce(c *cmdEnv, args []string) error {
 	}
 	bars := &reproduceBars{w: c.stderr}
 	defer bars.finish()
-	r, err := reproduce.New(reproduce.Config{Source: src, Out: *out, Settings: set, Progress: bars.update})
+	cfg := reproduce.Config{Source: src, Out: *out, Settings: set, Progress: bars.update}
+	if !progress.IsTerminal(c.stderr) {
+		cfg.Log = c.stderr // no bars: one line per finished unit instead
+	}
+	r, err := reproduce.New(cfg)
 	if err != nil {
 		return err
 	}
