@@ -188,7 +188,7 @@ func Figure9(a ActivationResult) (*Figure, error) {
 			sets[i].X, sets[i].Y = append(sets[i].X, p[0]), append(sets[i].Y, p[1])
 		}
 	}
-	f, err := plots.Scatter(fmt.Sprintf("Figure 9: %s activations of %s on their top two principal components", a.PCA.Layer, a.Model),
+	f, err := plots.Scatter(fmt.Sprintf("Figure 9: %s, %s activations (PCA)", a.Model, a.PCA.Layer),
 		fmt.Sprintf("PC 1 (%.0f %% of variance)", 100*a.PCA.Explained[0]), fmt.Sprintf("PC 2 (%.0f %%)", 100*a.PCA.Explained[1]), sets...)
 	if err != nil {
 		return nil, err
