@@ -43,15 +43,16 @@ func (r *Runner) Activations(ctx context.Context) ([]ActivationResult, error) {
 func (r *Runner) activationsOne(ctx context.Context, b Model) (*ActivationResult, error) {
 	unit := ExpActivations + "/" + b.Name
 	var zooCfg *zoo.Config
+	var keyZoo zoo.Config // by value: a key must not print a pointer
 	if r.cfg.Source.Zoo != nil {
-		zooCfg = &r.cfg.Source.Zoo.Config
+		zooCfg, keyZoo = &r.cfg.Source.Zoo.Config, r.cfg.Source.Zoo.Config
 	}
 	key := struct {
 		Model              Model
 		Images, Train, Max int
-		Zoo                *zoo.Config
+		Zoo                zoo.Config
 		Seed               uint64
-	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, zooCfg, r.set.Seed}
+	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, keyZoo, r.set.Seed}
 	res := &ActivationResult{}
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func(string) error {
 		m, clean, err := r.openModel(b, r.set.ActivationImages)

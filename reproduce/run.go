@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -347,6 +348,9 @@ func fileStamp(path string) string {
 	return b.String()
 }
 
+// pointerInKey finds a printed address (0xc000123456) in a cache key.
+var pointerInKey = regexp.MustCompile(`0x[0-9a-f]{6,}`)
+
 // cacheVersion changes when a cached result's meaning changes, for every
 // experiment; experimentVersions when one experiment's method changes (a
 // result cached by an older method is computed again, never shown as this
@@ -368,7 +372,12 @@ func (r *Runner) cached(name string, key any, files []string, out any, compute f
 	// %+v, not JSON: configurations hold (nil) progress callbacks, which
 	// JSON refuses; maps print sorted.
 	exp, _, _ := strings.Cut(name, "/")
-	fmt.Fprintf(h, "%s %s\n%s\n%+v\n", cacheVersion, experimentVersions[exp], name, key)
+	ks := fmt.Sprintf("%+v", key)
+	if pointerInKey.MatchString(ks) {
+		// An address differs from run to run: such a key never hits.
+		return false, fmt.Errorf("reproduce: the cache key of %s prints a pointer (%s): key by value", name, pointerInKey.FindString(ks))
+	}
+	fmt.Fprintf(h, "%s %s\n%s\n%s\n", cacheVersion, experimentVersions[exp], name, ks)
 	for _, f := range files {
 		fmt.Fprintln(h, fileStamp(f))
 	}
