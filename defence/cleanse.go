@@ -214,53 +214,35 @@ func DefaultCleanseConfig(preset string) CleanseConfig {
 // withDefaults fills the zero fields from the preset.
 func (c CleanseConfig) withDefaults() CleanseConfig {
 	d := DefaultCleanseConfig(c.Preset)
-	setF := func(v *float64, def float64) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setI := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
 	c.Preset = d.Preset
-	setF(&c.LearningRate, d.LearningRate)
-	setF(&c.Beta1, d.Beta1)
-	setF(&c.Beta2, d.Beta2)
-	setF(&c.Epsilon, d.Epsilon)
-	setF(&c.InitCost, d.InitCost)
-	setF(&c.CostMultiplier, d.CostMultiplier)
-	setF(&c.Threshold, d.Threshold)
-	setI(&c.Patience, d.Patience)
-	setF(&c.EarlyStopThreshold, d.EarlyStopThreshold)
+	orDefault(&c.LearningRate, d.LearningRate)
+	orDefault(&c.Beta1, d.Beta1)
+	orDefault(&c.Beta2, d.Beta2)
+	orDefault(&c.Epsilon, d.Epsilon)
+	orDefault(&c.InitCost, d.InitCost)
+	orDefault(&c.CostMultiplier, d.CostMultiplier)
+	orDefault(&c.Threshold, d.Threshold)
+	orDefault(&c.Patience, d.Patience)
+	orDefault(&c.EarlyStopThreshold, d.EarlyStopThreshold)
 	if c.EarlyStopPatience == 0 {
 		c.EarlyStopPatience = 2 * c.Patience
 	}
-	setI(&c.MaxSteps, d.MaxSteps)
-	setI(&c.BatchSize, d.BatchSize)
-	setI(&c.Slots, d.Slots)
-	setF(&c.MADThreshold, d.MADThreshold)
-	if c.MADScale == "" {
-		c.MADScale = MADLog
-	}
-	if c.MADRule == "" {
-		c.MADRule = MADSingle
-	}
-	if c.MADThresholdRule == "" {
-		c.MADThresholdRule = MADBonferroni
-	}
-	setF(&c.MADAlpha, DefaultMADAlpha)
-	if c.Budget == "" {
-		c.Budget = d.Budget
-	}
-	setI(&c.ScreenSteps, d.ScreenSteps)
-	setI(&c.ScreenPatches, 64)
-	setI(&c.Protect, c.Slots)
+	orDefault(&c.MaxSteps, d.MaxSteps)
+	orDefault(&c.BatchSize, d.BatchSize)
+	orDefault(&c.Slots, d.Slots)
+	orDefault(&c.MADThreshold, d.MADThreshold)
+	orDefault(&c.MADScale, MADLog)
+	orDefault(&c.MADRule, MADSingle)
+	orDefault(&c.MADThresholdRule, MADBonferroni)
+	orDefault(&c.MADAlpha, DefaultMADAlpha)
+	orDefault(&c.Budget, d.Budget)
+	orDefault(&c.ScreenSteps, d.ScreenSteps)
+	orDefault(&c.ScreenPatches, 64)
+	orDefault(&c.Protect, c.Slots)
 	if c.KeepMin == 0 {
 		c.KeepMin = c.Slots
 	}
-	setF(&c.Explore, d.Explore)
+	orDefault(&c.Explore, d.Explore)
 	return c
 }
 
