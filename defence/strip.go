@@ -67,7 +67,9 @@ type STRIPConfig struct {
 	// Overlay is the superimposition; zero: OverlayBlend.
 	Overlay OverlayMode `json:"overlay"`
 	// Alpha is the overlay's weight of OverlayBlend, in (0, 1]; zero:
-	// DefaultBlendAlpha (0.15). Must be zero with OverlaySum.
+	// DefaultBlendAlpha (0.15); AlphaAuto: chosen from the overlay pool by
+	// NewSTRIP (see AlphaAuto; Config then reports the choice). Must be zero
+	// with OverlaySum.
 	Alpha float64 `json:"alpha,omitempty"`
 	// Entropy is the unit of the scores; zero: Nats.
 	Entropy EntropyUnit `json:"entropy"`
@@ -143,8 +145,8 @@ func (c STRIPConfig) Validate() error {
 		return configError(m, "Overlays", "a positive count (zero: 100)", c.Overlays)
 	case c.Overlay != "" && c.Overlay != OverlaySum && c.Overlay != OverlayBlend:
 		return configError(m, "Overlay", `"sum" or "blend"`, c.Overlay)
-	case c.Overlay != OverlaySum && !(c.Alpha >= 0 && c.Alpha <= 1):
-		return configError(m, "Alpha", "a weight in (0, 1] (zero: 0.15)", c.Alpha)
+	case c.Overlay != OverlaySum && !(c.Alpha >= 0 && c.Alpha <= 1) && c.Alpha != AlphaAuto:
+		return configError(m, "Alpha", "a weight in (0, 1] (zero: 0.15) or AlphaAuto", c.Alpha)
 	case c.Overlay == OverlaySum && c.Alpha != 0:
 		return configError(m, "Alpha", `zero with Overlay "sum"`, c.Alpha)
 	case c.Entropy != "" && c.Entropy != Nats && c.Entropy != Bits:
@@ -188,10 +190,11 @@ func (c STRIPConfig) Validate() error {
 type STRIP struct {
 	*detector
 	cfg      STRIPConfig
-	main     *stripGraph // the M overlays as a constant
-	rounds   *stripGraph // adaptive rounds: the overlays fed, built on first use
-	ovValues []float32   // the M overlays, row-major
-	indices  []int       // the pool indices of the M overlays
+	main     *stripGraph  // the M overlays as a constant
+	rounds   *stripGraph  // adaptive rounds: the overlays fed, built on first use
+	ovValues []float32    // the M overlays, row-major
+	indices  []int        // the pool indices of the M overlays
+	alpha    *AlphaChoice // AlphaAuto's choice, if it made one
 }
 
 // stripGraph is STRIP's graph: the copies, the model, the entropies.
@@ -277,6 +280,13 @@ func NewSTRIP(m *tfmodels.Model, pool Examples, cfg STRIPConfig) (s *STRIP, err 
 	}
 	if err != nil {
 		return nil, fmt.Errorf("strip: overlays: %w", err)
+	}
+	if cfg.Alpha == AlphaAuto {
+		if s.alpha, err = chooseAlpha(m, pool, cfg, ovTensor); err != nil {
+			return nil, err
+		}
+		cfg.Alpha = s.alpha.Alpha
+		s.cfg = cfg
 	}
 	sg, err := newSTRIPGraph(m, cfg, func(o *tfmodels.Ops) tf.Output { return o.Const(ovTensor) })
 	if err != nil {

@@ -302,3 +302,82 @@ func stripInts(v []int) string {
 }
 
 func stripFtoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// TestSTRIPAlphaAuto: AlphaAuto chooses the largest grid weight, scanned
+// upwards, at which at most Threshold.FRR of the pool images lose their label
+// in most of their copies, and STRIP then scores as with that weight fixed.
+func TestSTRIPAlphaAuto(t *testing.T) {
+	m := stripCSAW(t, "sunglasses_bd_weights.h5")
+	clean := stripFaces(t, "clean")
+	if err := (defence.STRIPConfig{Overlay: defence.OverlaySum, Alpha: defence.AlphaAuto}).Validate(); !errors.Is(err, defence.ErrConfig) {
+		t.Errorf("AlphaAuto with the pixel sum: %v, want ErrConfig", err)
+	}
+	cfg := defence.STRIPConfig{Overlays: 20, Seed: 3, Alpha: defence.AlphaAuto}
+	s, err := defence.NewSTRIP(m, clean, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ch := s.AlphaChoice()
+	if ch == nil {
+		t.Fatal("no AlphaChoice with AlphaAuto")
+	}
+	t.Logf("chose %g of %d inputs: %+v", ch.Alpha, ch.Inputs, ch.Steps)
+	if ch.Inputs != clean.Len() || ch.MaxLost != defence.DefaultFRR || s.Config().Alpha != ch.Alpha {
+		t.Errorf("choice %+v, config alpha %g", ch, s.Config().Alpha)
+	}
+	grid := defence.AutoAlphaGrid
+	if len(ch.Steps) == 0 || len(ch.Steps) > len(grid) {
+		t.Fatalf("%d steps", len(ch.Steps))
+	}
+	for i, st := range ch.Steps {
+		last := i == len(ch.Steps)-1
+		if st.Alpha != grid[i] || st.Lost < 0 || st.Lost > 1 {
+			t.Errorf("step %d: %+v", i, st)
+		}
+		if !last && st.Lost > ch.MaxLost {
+			t.Errorf("the scan went on past a failing step %+v", st)
+		}
+		if last && st.Lost <= ch.MaxLost && len(ch.Steps) < len(grid) {
+			t.Errorf("the scan stopped at a passing step %+v", st)
+		}
+	}
+	want := grid[0]
+	for _, st := range ch.Steps {
+		if st.Lost > ch.MaxLost {
+			break
+		}
+		want = st.Alpha
+	}
+	if ch.Alpha != want {
+		t.Errorf("chose %g, want %g", ch.Alpha, want)
+	}
+	// Heavier blends scatter clean inputs more: the last step loses at least
+	// as many as the first.
+	if ch.Steps[len(ch.Steps)-1].Lost < ch.Steps[0].Lost {
+		t.Errorf("steps %+v", ch.Steps)
+	}
+	x := stripFloats(t, clean)
+	got, _, err := s.Scores(context.Background(), x, clean.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Alpha = ch.Alpha
+	f, err := defence.NewSTRIP(m, clean, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.AlphaChoice() != nil {
+		t.Error("an AlphaChoice with a fixed Alpha")
+	}
+	ref, _, err := f.Scores(context.Background(), x, clean.Len())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != ref[i] {
+			t.Fatalf("input %d: auto %g, fixed %g", i, got[i], ref[i])
+		}
+	}
+}

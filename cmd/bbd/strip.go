@@ -3,13 +3,17 @@ package main
 // bbd strip: black-box input detectors (STRIP, SCALE-UP, TeCo).
 //
 //	bbd strip --model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100]
-//	          [--blend 0.15 | --sum] [--bits] [--seed 1] [--frr 0.05 [--rule normal|empirical] | --threshold T]
+//	          [--blend 0.15 | --auto-blend | --sum] [--bits] [--seed 1] [--frr 0.05 [--rule normal|empirical] | --threshold T]
 //	          [--calibrate X]... [--adaptive] [--clean X]... [--poisoned Y]... [--limit N]
 //	          [--json] [--quiet] [--export DIR [--overwrite]] [INPUT...]
 //
 // STRIP superimposes by a light blend, 0.85 x + 0.15 o, by default (see
 // defence.DefaultBlendAlpha for why); --sum gives STRIP's paper's pixel sum
-// (the one the paper's fixed thresholds 0.18 / 0.25 / 0.30 are for).
+// (the one the paper's fixed thresholds 0.18 / 0.25 / 0.30 are for);
+// --auto-blend chooses the blend's weight from --pool (defence.AlphaAuto:
+// the largest at which at most --frr of the clean images lose their label in
+// most of their overlaid copies), printed on stderr and as "alpha_choice" in
+// JSON.
 //
 // --pool is the defender's clean data (an HDF5 file in the competition format
 // or a folder of images): STRIP draws its overlays from it, and, unless
@@ -51,7 +55,7 @@ import (
 )
 
 var stripCommand = &command{name: "strip", summary: "flag poisoned inputs with STRIP (or SCALE-UP, TeCo): scores, FRR, FAR, AUROC, filter export",
-	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --sum] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--json] [--export DIR] [INPUT...]",
+	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --auto-blend | --sum] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--json] [--export DIR] [INPUT...]",
 	run:   runStrip}
 
 // listFlag is a repeatable string flag.
@@ -69,17 +73,19 @@ type stripSet struct {
 
 // methodResult is what one detector says of all inputs.
 type methodResult struct {
-	Method    string          `json:"method"`
-	Threshold float64         `json:"threshold"`
-	Rule      string          `json:"rule"`
-	FRR       *metrics.Ratio  `json:"frr,omitempty"`
-	FAR       *metrics.Ratio  `json:"far,omitempty"`
-	AUROC     *float64        `json:"auroc,omitempty"`
-	Scores    []float64       `json:"scores"`
-	Labels    []int           `json:"-"`
-	Flags     []bool          `json:"-"`
-	Overlays  *float64        `json:"mean_overlays,omitempty"`
-	Hist      *stripHistogram `json:"histograms,omitempty"`
+	Method    string         `json:"method"`
+	Threshold float64        `json:"threshold"`
+	Rule      string         `json:"rule"`
+	FRR       *metrics.Ratio `json:"frr,omitempty"`
+	FAR       *metrics.Ratio `json:"far,omitempty"`
+	AUROC     *float64       `json:"auroc,omitempty"`
+	Scores    []float64      `json:"scores"`
+	Labels    []int          `json:"-"`
+	Flags     []bool         `json:"-"`
+	Overlays  *float64       `json:"mean_overlays,omitempty"`
+	// AlphaChoice is how --auto-blend chose STRIP's blend weight.
+	AlphaChoice *defence.AlphaChoice `json:"alpha_choice,omitempty"`
+	Hist        *stripHistogram      `json:"histograms,omitempty"`
 	// Sets has FAR and AUROC per --poisoned set (AUROC against all clean
 	// inputs) when there are several.
 	Sets []setFigures `json:"poisoned_sets,omitempty"`
@@ -113,6 +119,7 @@ func runStrip(c *cmdEnv, args []string) error {
 	method := fl.String("method", "strip", "detector: strip, scaleup, teco, or all (one table)")
 	overlays := fl.Int("overlays", 100, "STRIP: overlays per input (M)")
 	blend := fl.Float64("blend", defence.DefaultBlendAlpha, "STRIP: the overlay's weight A of the blend (1-A) x + A o")
+	autoBlend := fl.Bool("auto-blend", false, "STRIP: choose the blend's weight from --pool (clean data only; see defence.AlphaAuto) instead of --blend")
 	sum := fl.Bool("sum", false, "STRIP: superimpose by pixel sum x + o, no clipping (STRIP's paper and the BBD notebooks; the paper's fixed thresholds) instead of the blend")
 	bits := fl.Bool("bits", false, "STRIP: entropy in bits (default nats)")
 	seed := fl.Uint64("seed", 1, "seed of the overlay draw and of TeCo's noise")
@@ -155,9 +162,15 @@ func runStrip(c *cmdEnv, args []string) error {
 	}
 	cfg := defence.STRIPConfig{Overlays: *overlays, Seed: *seed, Threshold: th, BatchSize: *batch, Adaptive: *adaptive}
 	cfg.Overlay, cfg.Alpha = defence.OverlayBlend, *blend
+	blendSet := false
+	fl.Visit(func(f *flag.Flag) { blendSet = blendSet || f.Name == "blend" })
+	if *autoBlend {
+		if blendSet || *sum {
+			return usagef("--auto-blend excludes --blend and --sum")
+		}
+		cfg.Alpha = defence.AlphaAuto
+	}
 	if *sum {
-		blendSet := false
-		fl.Visit(func(f *flag.Flag) { blendSet = blendSet || f.Name == "blend" })
 		if blendSet {
 			return usagef("--sum and --blend exclude each other")
 		}
@@ -284,6 +297,15 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 		cfg.Progress = prog
 		s, err = defence.NewSTRIP(m, pool, cfg)
 		d = s
+		if err == nil && s.AlphaChoice() != nil {
+			ch := s.AlphaChoice()
+			steps := make([]string, len(ch.Steps))
+			for i, st := range ch.Steps {
+				steps[i] = fmt.Sprintf("%g: %.3f", st.Alpha, st.Lost)
+			}
+			fmt.Fprintf(c.stderr, "strip: --auto-blend chose alpha %g (share of %d pool images losing their label in most copies, at most %g: %s)\n",
+				ch.Alpha, ch.Inputs, ch.MaxLost, strings.Join(steps, ", "))
+		}
 		if rule == "" {
 			rule = string(defence.ThresholdEmpirical)
 		}
@@ -329,6 +351,9 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 	}
 	t, _ := d.Threshold()
 	r := &methodResult{Method: name, Threshold: t, Rule: rule}
+	if s != nil {
+		r.AlphaChoice = s.AlphaChoice()
+	}
 	results := []*methodResult{r}
 	if inputs != nil {
 		if s != nil && cfg.Adaptive {
