@@ -42,17 +42,17 @@ func (r *Runner) Activations(ctx context.Context) ([]ActivationResult, error) {
 
 func (r *Runner) activationsOne(ctx context.Context, b Model) (*ActivationResult, error) {
 	unit := ExpActivations + "/" + b.Name
-	var zooCfg *zoo.Config
-	var keyZoo zoo.Config // by value: a key must not print a pointer
-	if r.cfg.Source.Zoo != nil {
-		zooCfg, keyZoo = &r.cfg.Source.Zoo.Config, r.cfg.Source.Zoo.Config
+	// The zoo's config by value: a key must not print a pointer.
+	hasZoo, zooCfg := r.cfg.Source.Zoo != nil, zoo.Config{}
+	if hasZoo {
+		zooCfg = r.cfg.Source.Zoo.Config
 	}
 	key := struct {
 		Model              Model
 		Images, Train, Max int
 		Zoo                zoo.Config
 		Seed               uint64
-	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, keyZoo, r.set.Seed}
+	}{b, r.set.ActivationImages, r.set.ClusterImages, r.set.MaxImages, zooCfg, r.set.Seed}
 	res := &ActivationResult{}
 	hit, err := r.cached(unit, key, r.modelFiles(b), res, func(string) error {
 		m, clean, err := r.openModel(b, r.set.ActivationImages)
@@ -69,10 +69,10 @@ func (r *Runner) activationsOne(ctx context.Context, b Model) (*ActivationResult
 		if res.PCA, err = defence.PCA2D(ctx, m, "", clean, pois); err != nil {
 			return err
 		}
-		if zooCfg == nil {
+		if !hasZoo {
 			return nil
 		}
-		train, idx, err := zoo.TrainingSet(*zooCfg, b.Name)
+		train, idx, err := zoo.TrainingSet(zooCfg, b.Name)
 		if err != nil {
 			return err
 		}

@@ -274,7 +274,7 @@ func (r *Runner) logf(format string, args ...any) {
 	}
 }
 
-// images reads a data set once, at the models' input size, capped at n
+// load reads a data set once, at the models' input size, capped at n
 // images (0: all; MaxImages caps too).
 func (r *Runner) load(path string, shape [3]int, n int) (*data.Images, error) {
 	key := fmt.Sprintf("%s|%v", path, shape)

@@ -109,7 +109,7 @@ func (r *Runner) stripOne(ctx context.Context, b Model) (*STRIPResult, error) {
 		if err != nil {
 			return err
 		}
-		scores, truth, flags := append([]float64(nil), res.CleanScores...), make([]bool, len(res.CleanScores)), cleanFlags
+		scores, truth := append([]float64(nil), res.CleanScores...), make([]bool, len(res.CleanScores))
 		for i, f := range cleanFlags {
 			res.FRR.Total++
 			res.Accuracy.Total++
@@ -148,9 +148,8 @@ func (r *Runner) stripOne(ctx context.Context, b Model) (*STRIPResult, error) {
 			}
 			res.SetFAR[name] = far
 			res.FAR = res.FAR.Add(far)
-			scores, flags = append(scores, sc...), append(flags, fl...)
+			scores = append(scores, sc...)
 		}
-		_ = flags
 		res.AUROC, err = metrics.AUROC(scores, truth, s.Direction())
 		return err
 	})

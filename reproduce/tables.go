@@ -22,14 +22,14 @@ func Table1(fp *FinePruningResults) *Table {
 		scores := func(p *PruneResult, s defence.PruneScores) {
 			add(f4(s.CleanAccuracy[CleanTestSet]), f4(p.PooledAttack(s)))
 		}
-		var any *PruneResult
+		var first *PruneResult // any run of this BadNet holds its original figures
 		for _, m := range []string{"unit", "channel", "weight"} {
 			if p, ok := fp.Find(name, m); ok {
-				any = p
+				first = p
 				break
 			}
 		}
-		scores(any, any.Report.Original)
+		scores(first, first.Report.Original)
 		if p, ok := fp.Find(name, "weight"); ok {
 			scores(p, p.Report.Chosen)
 		} else {

@@ -163,7 +163,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	if err := exporter.WriteModel(*out, repaired, exporter.Options{Overwrite: *overwrite}); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(report, append(raw, '\n'), *overwrite); err != nil {
+	if err := safefs.WriteFile(report, append(raw, '\n'), 0o644, *overwrite); err != nil {
 		return fmt.Errorf("writing the report %s: %w", report, err)
 	}
 	if *asJSON {
@@ -284,9 +284,4 @@ func parseFractions(s string) ([]float64, error) {
 // replaces only a regular file; called before any long work starts.
 func checkFileDestination(path string, overwrite bool) error {
 	return safefs.Check(path, overwrite, safefs.IsRegularFile)
-}
-
-// writeFileAtomic writes a small file (a report) atomically.
-func writeFileAtomic(path string, content []byte, overwrite bool) error {
-	return safefs.WriteFile(path, content, 0o644, overwrite)
 }
