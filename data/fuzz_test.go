@@ -50,13 +50,13 @@ func checkImages(t *testing.T, imgs *Images) {
 	}
 }
 
-// fuzzH5Timeout gives the HDF5 preflight child (internal/h5) 3 s per file
-// unless $BBD_H5_PREFLIGHT_TIMEOUT says otherwise: Go's fuzzing takes an
-// input that runs longer than 10 s for a hang, and files that keep libhdf5
-// busy are refused after the timeout.
+// fuzzH5Timeout gives the HDF5 child (internal/h5) 1 s per step unless
+// $BBD_H5_CHILD_TIMEOUT says otherwise: Go's fuzzing takes an input that
+// runs longer than 10 s for a hang, and files that keep libhdf5 busy are
+// refused after the timeout.
 func fuzzH5Timeout(f *testing.F) {
-	if os.Getenv(h5.PreflightTimeoutEnv) == "" {
-		f.Setenv(h5.PreflightTimeoutEnv, "3s")
+	if os.Getenv(h5.ChildTimeoutEnv) == "" {
+		f.Setenv(h5.ChildTimeoutEnv, "1s")
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 
@@ -58,33 +57,26 @@ const (
 // h5ChunkValues is how many values ReadBatch converts at a time.
 const h5ChunkValues = 1 << 19
 
-// readRows reads rows [start, start+count) of a dataset, h5ChunkValues
-// values at a time (see h5.ReadRows).
-func readRows(ds *hdf5.Dataset, dims []uint, start, count int, fn func(row int, v []float64) error) error {
-	return h5.ReadRows(ds, dims, start, count, h5ChunkValues, fn)
-}
-
 // H5Reader streams a competition HDF5 file: datasets "data" [N,C,H,W]
 // (C = 1 or 3, pixel values 0..255 stored as any integer or floating-point
 // type, either byte order) and "label" [N] or [N,1] (integer or float, -1 =
 // unknown). Only the rows asked for are read, a bounded chunk at a time. It
 // is not safe for concurrent use.
 type H5Reader struct {
-	path        string
-	f           *hdf5.File
-	data, label *hdf5.Dataset
-	dataDims    []uint
-	labelDims   []uint
-	n, c, h, w  int
-	dataType    string
+	path       string
+	f          *h5.File
+	dataDims   []uint
+	labelDims  []uint
+	n, c, h, w int
+	dataType   string
 }
 
 // OpenH5 opens a competition HDF5 file for streaming. Errors name the path:
 // missing file, not an HDF5 file, missing "data"/"label" datasets (listing
 // the datasets found), wrong rank or shape, unsupported element type. The
-// file is read in a child process first (internal/h5.Preflight): one that
-// crashes the HDF5 C library there is an ErrFormat error wrapping an
-// *h5.CrashError, and is not opened in this process.
+// file is read by a child process (internal/h5.File): one that crashes the
+// HDF5 C library, makes it loop or take gigabytes is an ErrFormat error
+// wrapping an *h5.CrashError, and libhdf5 never reads it in this process.
 func OpenH5(path string) (*H5Reader, error) {
 	ok, err := IsHDF5(path)
 	if err != nil {
@@ -93,61 +85,62 @@ func OpenH5(path string) (*H5Reader, error) {
 	if !ok {
 		return nil, inputErr(path, ErrNotHDF5, "not an HDF5 file (expected the signature \\x89HDF\\r\\n\\x1a\\n at the start)")
 	}
-	if err := h5.Preflight(path); err != nil {
-		var crash *h5.CrashError
-		if errors.As(err, &crash) {
-			return nil, &InputError{Path: path, Kind: ErrFormat, Err: err} // err names path
-		}
-		return nil, wrapErr(path, ErrFormat, err, "cannot open HDF5 file")
-	}
-	h5.Silence()
-	h5mu.Lock()
-	defer h5mu.Unlock()
-	f, err := hdf5.OpenFile(path, hdf5.F_ACC_RDONLY)
+	f, err := h5.OpenFile(path)
 	if err != nil {
-		return nil, wrapErr(path, ErrFormat, err, "cannot open HDF5 file")
+		return nil, h5Err(path, err, "cannot open HDF5 file")
 	}
 	r := &H5Reader{path: path, f: f}
 	if err := r.open(); err != nil {
-		r.closeLocked()
+		r.f.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *H5Reader) open() error {
-	var names []string
-	if n, err := r.f.NumObjects(); err == nil {
-		for i := uint(0); i < n; i++ {
-			if s, err := r.f.ObjectNameByIndex(i); err == nil {
-				names = append(names, s)
-			}
-		}
+// h5Err is an ErrFormat error for err: a crash of the child names the file
+// itself.
+func h5Err(path string, err error, format string, args ...any) error {
+	var crash *h5.CrashError
+	if errors.As(err, &crash) {
+		return &InputError{Path: path, Kind: ErrFormat, Err: err} // err names path
 	}
-	sort.Strings(names)
+	return wrapErr(path, ErrFormat, err, format, args...)
+}
+
+func (r *H5Reader) open() error {
+	names, err := r.f.Members("/")
+	var crash *h5.CrashError
+	if errors.As(err, &crash) {
+		return h5Err(r.path, err, "")
+	}
 	found := "none"
 	if len(names) > 0 {
 		found = strings.Join(names, ", ")
 	}
 	for _, want := range []string{"data", "label"} {
-		switch h5.Link(r.f, want) {
+		link, err := r.f.Link(want)
+		if err != nil {
+			return h5Err(r.path, err, "cannot read the link %q", want)
+		}
+		switch link {
 		case h5.NoLink:
 			return inputErr(r.path, ErrFormat, "no %q dataset (expected datasets \"data\" [N,3,H,W] and \"label\" [N]; found: %s)", want, found)
 		case h5.SoftLink, h5.ExternalLink:
 			return inputErr(r.path, ErrFormat, "%q is a soft or external link, expected a dataset of this file", want)
 		}
 	}
-	var err error
-	if r.data, err = r.f.OpenDataset("data"); err != nil {
-		return wrapErr(r.path, ErrFormat, err, "cannot open dataset \"data\" (found: %s)", found)
+	data, err := r.f.Dataset("data")
+	if err != nil {
+		return h5Err(r.path, err, "cannot open dataset \"data\" (found: %s)", found)
 	}
-	if r.label, err = r.f.OpenDataset("label"); err != nil {
-		return wrapErr(r.path, ErrFormat, err, "cannot open dataset \"label\" (found: %s)", found)
+	label, err := r.f.Dataset("label")
+	if err != nil {
+		return h5Err(r.path, err, "cannot open dataset \"label\" (found: %s)", found)
 	}
-	if r.dataDims, err = datasetDims(r.data); err != nil {
+	if r.dataDims, err = datasetDims(data); err != nil {
 		return wrapErr(r.path, ErrFormat, err, "dataset \"data\"")
 	}
-	if r.labelDims, err = datasetDims(r.label); err != nil {
+	if r.labelDims, err = datasetDims(label); err != nil {
 		return wrapErr(r.path, ErrFormat, err, "dataset \"label\"")
 	}
 	d := r.dataDims
@@ -166,22 +159,24 @@ func (r *H5Reader) open() error {
 	}
 	for _, ds := range []struct {
 		name string
-		d    *hdf5.Dataset
-	}{{"data", r.data}, {"label", r.label}} {
-		if !h5.IsNumeric(ds.d) {
-			return inputErr(r.path, ErrFormat, "dataset %q has element type %s, expected integers or floating-point numbers", ds.name, h5.TypeName(ds.d))
+		h    h5.DatasetHeader
+	}{{"data", data}, {"label", label}} {
+		if !ds.h.Numeric {
+			return inputErr(r.path, ErrFormat, "dataset %q has element type %s, expected integers or floating-point numbers", ds.name, ds.h.Type)
 		}
 	}
-	r.dataType = h5.TypeName(r.data)
+	r.dataType = data.Type
 	return nil
 }
 
-func datasetDims(ds *hdf5.Dataset) ([]uint, error) {
-	dims, err := h5.Dims(ds)
-	if err == nil && len(dims) == 0 {
+func datasetDims(h h5.DatasetHeader) ([]uint, error) {
+	if h.DimsErr != "" {
+		return nil, errors.New(h.DimsErr)
+	}
+	if len(h.Dims) == 0 {
 		return nil, errors.New("is a scalar, expected an array")
 	}
-	return dims, err
+	return h.Dims, nil
 }
 
 // Path returns the file's path.
@@ -215,9 +210,7 @@ func (r *H5Reader) ReadBatch(start, n int) (*Images, error) {
 		return nil, inputErr(r.path, ErrArgument, "rows [%d, %d): %d images of %dx%dx%d are more than %d bytes: read fewer at a time", start, start+n, n, h, w, c, uint64(MaxReadBytes))
 	}
 	out := &Images{Pix: make([]uint8, n*plane*c), H: h, W: w, C: c, Labels: make([]int, n)}
-	h5mu.Lock()
-	defer h5mu.Unlock()
-	err := readRows(r.data, r.dataDims, start, n, func(row int, raw []float64) error {
+	err := r.f.ReadRows("data", c*plane, start, n, h5ChunkValues, func(row int, raw []float64) error {
 		for k := 0; k < len(raw)/(c*plane); k++ {
 			src := raw[k*c*plane : (k+1)*c*plane]
 			dst := out.Pix[(row-start+k)*c*plane : (row-start+k+1)*c*plane]
@@ -234,7 +227,7 @@ func (r *H5Reader) ReadBatch(start, n int) (*Images, error) {
 		return nil
 	})
 	if err == nil {
-		err = readRows(r.label, r.labelDims, start, n, func(row int, raw []float64) error {
+		err = r.f.ReadRows("label", 1, start, n, h5ChunkValues, func(row int, raw []float64) error {
 			for k, lv := range raw {
 				if lv != math.Trunc(lv) || lv < -1 || lv > math.MaxInt32 {
 					return inputErr(r.path, ErrValue, "dataset \"label\" entry %d is %v, expected an integer >= -1", row+k, lv)
@@ -249,7 +242,7 @@ func (r *H5Reader) ReadBatch(start, n int) (*Images, error) {
 		if errors.As(err, &ie) {
 			return nil, err
 		}
-		return nil, wrapErr(r.path, ErrFormat, err, "cannot read")
+		return nil, h5Err(r.path, err, "cannot read")
 	}
 	return out, nil
 }
@@ -259,31 +252,15 @@ func (r *H5Reader) ReadAll() (*Images, error) { return r.ReadBatch(0, r.n) }
 
 // Close releases the file. It is safe to call more than once.
 func (r *H5Reader) Close() error {
-	h5mu.Lock()
-	defer h5mu.Unlock()
-	return r.closeLocked()
-}
-
-func (r *H5Reader) closeLocked() error {
-	var first error
-	keep := func(err error) {
-		if err != nil && first == nil {
-			first = wrapErr(r.path, nil, err, "closing HDF5 file")
-		}
+	f := r.f
+	if f == nil {
+		return nil
 	}
-	if r.data != nil {
-		keep(r.data.Close())
-		r.data = nil
+	r.f = nil
+	if err := f.Close(); err != nil {
+		return wrapErr(r.path, nil, err, "closing HDF5 file")
 	}
-	if r.label != nil {
-		keep(r.label.Close())
-		r.label = nil
-	}
-	if r.f != nil {
-		keep(r.f.Close())
-		r.f = nil
-	}
-	return first
+	return nil
 }
 
 // ReadH5 reads a whole competition HDF5 file (see OpenH5). For large files

@@ -253,7 +253,7 @@ func TestH5LinksNotFollowed(t *testing.T) {
 // table (B-tree node) is corrupt, found by FuzzOpenH5 (a seed now), crashes
 // Debian 12's HDF5 1.10 in H5Gget_info -> H5G__stab_count -> H5B_iterate ->
 // H5G__node_sumup -> H5F__accum_read -> memcpy. It is read in a child
-// process first (internal/h5.Preflight): OpenH5 and ReadH5 return one error
+// process (internal/h5.File): OpenH5 and ReadH5 return one error
 // naming the file and the crash, and this process goes on.
 func TestH5CrashersAreErrors(t *testing.T) {
 	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzOpenH5", "a67b1ad18c0dcd31"), "btree.h5")

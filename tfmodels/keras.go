@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"gonum.org/v1/hdf5"
-
 	"github.com/bbd-workbench/bbd/internal/h5"
 )
 
@@ -49,29 +47,22 @@ const (
 // float16, float64 or big-endian are converted to float32 by HDF5 (a value
 // beyond float32's range is an error); only hard links are followed, each
 // object once; sizes are bounded by [MaxWeightValues] and [MaxExampleValues].
-// The file is read in a child process first (internal/h5.Preflight): one
-// that crashes the HDF5 C library there is an *h5.CrashError naming it, and
-// is not opened in this process.
+// The file is read by a child process (internal/h5.File): one that crashes
+// the HDF5 C library, makes it loop or take gigabytes is an *h5.CrashError
+// naming it, and libhdf5 never reads it in this process.
 func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
-	f, err := h5.Open(file)
+	f, err := h5.OpenFile(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	kf = &KerasFile{Path: file}
 
-	root, err := f.OpenGroup("/")
+	cfg, full, err := f.StringAttribute("/", "model_config", maxConfigBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: opening the root group: %w", file, err)
+		return nil, withFile(file, err)
 	}
-	defer root.Close()
-	var cfg string
-	if h5.AttributeExists(root, "model_config") {
-		if cfg, err = h5.ReadStringAttribute(root, "model_config", maxConfigBytes); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		kf.FullModel = true
-	}
+	kf.FullModel = full
 	if arch == nil && cfg != "" {
 		if arch, err = ParseKerasConfig([]byte(cfg)); err != nil {
 			return nil, fmt.Errorf("%s: model_config: %w", file, err)
@@ -90,7 +81,11 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 	}
 
 	weightsRoot := "/"
-	switch h5.Link(f, "model_weights") {
+	link, err := f.Link("model_weights")
+	if err != nil {
+		return nil, withFile(file, err)
+	}
+	switch link {
 	case h5.HardLink:
 		weightsRoot = "/model_weights"
 	case h5.SoftLink, h5.ExternalLink:
@@ -103,12 +98,14 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 			continue
 		}
 		group := path.Join(weightsRoot, l.Name)
-		if !h5.HardLinkExists(f, group) {
+		if ok, err := f.HardLinkExists(group); err != nil {
+			return nil, withFile(file, err)
+		} else if !ok {
 			missing = append(missing, l.Name)
 			continue
 		}
 		found := map[string]string{} // "kernel"/"bias" -> dataset
-		err := h5.Walk(f, group, func(ds string) error {
+		err := f.Walk(group, func(ds string) error {
 			kind := weightKind(path.Base(ds))
 			if kind == "" {
 				return &InputError{Input: file + ": " + ds, Expected: "a kernel or bias dataset", Found: path.Base(ds)}
@@ -121,7 +118,8 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 		})
 		if err != nil {
 			var ie *InputError
-			if errors.As(err, &ie) {
+			var crash *h5.CrashError
+			if errors.As(err, &ie) || errors.As(err, &crash) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%s: layer %q: %w", file, l.Name, err)
@@ -138,13 +136,17 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 			}
 			w, err := readWeights(f, ds, want)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", file, err)
+				return nil, withFile(file, err)
 			}
 			kf.Weights[name] = w
 		}
 	}
 	if len(missing) > 0 {
-		found, _ := h5.Members(f, weightsRoot)
+		found, err := f.Members(weightsRoot)
+		var crash *h5.CrashError
+		if errors.As(err, &crash) {
+			return nil, err
+		}
 		return nil, &InputError{Input: file, Expected: fmt.Sprintf("Keras weights for the layers %s of architecture %q", strings.Join(missing, ", "), arch.Name),
 			Found: fmt.Sprintf("groups [%s] under %s", strings.Join(found, ", "), weightsRoot)}
 	}
@@ -173,17 +175,30 @@ func weightKind(base string) string {
 	return ""
 }
 
+// withFile puts the file's name before err, unless err names it already (a
+// crash of the child reading it).
+func withFile(file string, err error) error {
+	var crash *h5.CrashError
+	if errors.As(err, &crash) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", file, err)
+}
+
 // readWeights reads a float dataset after checking its shape against want.
-func readWeights(f *hdf5.File, name string, want []int64) (*WeightTensor, error) {
-	ds, err := f.OpenDataset(name)
+func readWeights(f *h5.File, name string, want []int64) (*WeightTensor, error) {
+	hdr, err := f.Dataset(name)
 	if err != nil {
+		var crash *h5.CrashError
+		if errors.As(err, &crash) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("opening dataset %s: %w", name, err)
 	}
-	defer ds.Close()
-	dims, err := h5.Dims(ds)
-	if err != nil {
-		return nil, fmt.Errorf("dataset %s: reading its shape: %w", name, err)
+	if hdr.DimsErr != "" {
+		return nil, fmt.Errorf("dataset %s: reading its shape: %s", name, hdr.DimsErr)
 	}
+	dims := hdr.Dims
 	shape := make([]int64, len(dims))
 	for i, d := range dims {
 		shape[i] = int64(d)
@@ -195,13 +210,17 @@ func readWeights(f *hdf5.File, name string, want []int64) (*WeightTensor, error)
 		}
 		return nil, &InputError{Input: "dataset " + name, Expected: fmt.Sprintf("shape %v", want), Found: found}
 	}
-	if !h5.IsFloat(ds) {
-		return nil, &InputError{Input: "dataset " + name, Expected: "floating-point weights", Found: h5.TypeName(ds)}
+	if !hdr.Float {
+		return nil, &InputError{Input: "dataset " + name, Expected: "floating-point weights", Found: hdr.Type}
 	}
 	n, _ := product(shape, MaxWeightValues) // shape == want, checked by WeightShapes
-	values := make([]float32, n)
-	if err := h5.ReadFloat32(ds, nil, values); err != nil {
-		return nil, &InputError{Input: "dataset " + name, Expected: "float weights within float32's range", Found: fmt.Sprintf("%s values that do not convert (%v)", h5.TypeName(ds), err)}
+	values, err := f.ReadFloat32(name, int(n))
+	if err != nil {
+		var crash *h5.CrashError
+		if errors.As(err, &crash) {
+			return nil, err
+		}
+		return nil, &InputError{Input: "dataset " + name, Expected: "float weights within float32's range", Found: fmt.Sprintf("%s values that do not convert (%v)", hdr.Type, err)}
 	}
 	return &WeightTensor{Shape: shape, Values: values}, nil
 }

@@ -488,8 +488,8 @@ func TestKerasConfigAttributeNotString(t *testing.T) {
 // TestKerasH5CrashersAreErrors: a Keras file whose variable-length
 // model_config points at a corrupt global-heap object, found by
 // FuzzReadKerasH5 (a seed now), crashes Debian 12's HDF5 1.10 in H5Aread ->
-// H5T__conv_vlen -> H5HG_read -> memcpy. It is read in a child process first
-// (internal/h5.Preflight): ReadKerasH5 and ImportKerasH5 return one error
+// H5T__conv_vlen -> H5HG_read -> memcpy. It is read in a child process
+// (internal/h5.File): ReadKerasH5 and ImportKerasH5 return one error
 // naming the file and the crash, and this process goes on.
 func TestKerasH5CrashersAreErrors(t *testing.T) {
 	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "71da4a65b1cdc0a5"), "heap.h5")
@@ -513,7 +513,7 @@ func TestKerasH5CrashersAreErrors(t *testing.T) {
 // TestKerasH5MemoryBomb: a Keras file whose model_config points into a
 // global heap declaring 4 GB, found by FuzzReadKerasH5 (a seed), made HDF5
 // 1.10 take 3.7 GiB of memory to read that attribute (the fuzzing process
-// died). The preflight child measures what libhdf5 takes: the file is
+// died). The HDF5 child measures what libhdf5 takes: the file is
 // refused, and this process never reads it.
 func TestKerasH5MemoryBomb(t *testing.T) {
 	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "c56d069515ce532c"), "heap.h5")
@@ -531,13 +531,13 @@ func TestKerasH5MemoryBomb(t *testing.T) {
 // TestKerasH5LoopingFile: a Keras file whose model_config makes HDF5 1.10
 // loop in H5Aread -> H5T__conv_vlen -> H5HG_read -> H5C_protect (found by
 // FuzzReadKerasH5, a seed; read in-process it had not returned after 2
-// minutes) is refused when the preflight child does not finish it within the
+// minutes) is refused when the HDF5 child does not finish it within the
 // timeout.
 func TestKerasH5LoopingFile(t *testing.T) {
 	p := fuzzcorpus.TempFile(t, filepath.Join("testdata", "fuzz", "FuzzReadKerasH5", "69dbba5c08c81983"), "loop.h5")
-	t.Setenv(h5.PreflightTimeoutEnv, "3s")
+	t.Setenv(h5.ChildTimeoutEnv, "3s")
 	_, err := tfmodels.ReadKerasH5(p, nil)
-	want := p + `: expected a readable HDF5 file, found one that libhdf5 did not finish reading within 3s (it was reading attribute "model_config" of /): the file is malformed, or needs a longer $BBD_H5_PREFLIGHT_TIMEOUT`
+	want := p + `: expected a readable HDF5 file, found one that libhdf5 did not finish reading within 3s (it was reading attribute "model_config" of /): the file is malformed, or needs a longer $BBD_H5_CHILD_TIMEOUT`
 	if !errors.Is(err, h5.ErrCrashed) || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}

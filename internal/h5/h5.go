@@ -1,5 +1,6 @@
-// Package h5 opens HDF5 files safely for bbd's readers: it checks that the
-// file exists and is HDF5 before the C library sees it, and turns off the
+// Package h5 reads HDF5 files for bbd's readers, treating them as hostile:
+// it checks that a file exists and is HDF5 before the C library sees it,
+// has libhdf5 read it in a child process (see below), and turns off the
 // library's habit of printing its error stack to stderr, so that a bad input
 // gives one clear Go error and nothing else.
 //
@@ -8,48 +9,47 @@
 // Debian 12's HDF5 1.10 reads some malformed files past its buffers and dies
 // with SIGSEGV (a corrupt group B-tree in H5Gget_info, a corrupt global-heap
 // string in H5HG_read: see the seeds of data's FuzzOpenH5 and tfmodels'
-// FuzzReadKerasH5); Go cannot recover from a fault in C. So [Open] (used by
-// tfmodels.ReadKerasH5) and data.OpenH5 call [Preflight] before opening a
-// file in this process: the program re-executes itself (/proc/self/exe, the
-// same environment plus BBD_H5_PREFLIGHT_CHILD=1), and this package's init,
-// which runs before main, the tests or a notebook's code (so before any
-// TensorFlow work; libtensorflow is still loaded, its start-up lines going to
-// the parent's capture), serves as the child: it reads the files the parent
-// names on its stdin one after another and exits at the end of its input.
-// For each file it opens it, walks its groups (hard links only, within
-// [MaxDepth] and [MaxMembers]), looks up each link by name, reads the
-// attributes the readers read (a Keras model_config) on every object, each
-// dataset's shape, type and storage check, and its values: in full up to
-// 2^24 values per dataset and 2^26 in all, beyond that the first and last
-// rows and the chunk index. That is a superset of what bbd's readers do with
-// a file within those budgets: every dataset is read, where a reader reads
-// some (a file whose other datasets crash libhdf5 is refused too), but no
-// other attribute (one that kept HDF5 1.10 busy for minutes was found in a
-// file the readers read without trouble). A child that dies on a file, does
-// not finish it within the timeout, or sees libhdf5 take more than 2 GiB of
-// memory for it (a global heap declaring 4 GB was found), gives a
-// *[CrashError] (errors.Is [ErrCrashed]) with one message:
+// FuzzReadKerasH5), loops, or allocates gigabytes; Go cannot recover from a
+// fault in C, and one such file can also corrupt the library's memory so
+// that a later, readable file crashes it (FuzzReadKerasH5 found one). So
+// libhdf5 never reads an untrusted file in bbd's process: [OpenFile] gives a
+// [File] whose every step (opening the file, listing a group, following a
+// link, reading a dataset's header, an attribute, or a chunk of values) is
+// carried out by a child process and its answer copied back. The child is
+// the program re-executed (/proc/self/exe, the same environment plus
+// BBD_H5_CHILD_SERVE=1); this package's init, which runs before main, the
+// tests or a notebook's code (so before any TensorFlow work; libtensorflow
+// is still loaded, its start-up lines going to the parent's capture), serves
+// the requests on its stdin and answers on its stdout (what the program
+// prints there is moved to stderr). One child serves every File of a
+// process, one step at a time.
+//
+// A child that dies on a step, does not finish it within the timeout, or
+// sees libhdf5 take more than 2 GiB of memory for it gives a *[CrashError]
+// (errors.Is [ErrCrashed]) with one message naming the file and the step:
 //
 //	f.h5: expected a readable HDF5 file, found one that crashed libhdf5 (SIGSEGV) reading its group structure (/): the file is malformed
 //
-// and the file is not opened in this process. A child that finishes lets the
-// in-process read go on (and report whatever errors it finds). A child that
-// dies on a file after reading others is replaced, and the new one reads the
-// file again and gives the verdict (so what a previous file did to the
-// child's libhdf5 cannot get a readable file refused). A child is also
-// replaced after 256 files and when libhdf5 kept objects of a file open. It
-// closes the descriptors it inherited by accident (without close-on-exec),
-// and stops itself shortly after the timeout should its parent be gone.
+// A child that dies after reading other files is replaced, and the new one
+// opens the file again (checking that it is the same version: device, inode,
+// size, modification time) and repeats the step; its verdict stands (so what
+// a previous file did to the child's libhdf5 cannot get a readable file
+// refused). Files open in a child that ended are opened again in the next
+// one when next used. A child is also replaced after 256 files and when
+// libhdf5 kept objects of a closed file open. It closes the descriptors it
+// inherited by accident (without close-on-exec), and stops itself shortly
+// after the timeout should its parent be gone.
 //
 // Costs: starting the child, once per process (and after each crash): about
 // 10 ms for a program without libtensorflow, 0.2 to 1 s for one that links
-// it (its loading dominates); then the walk, a few milliseconds for a Keras
-// file. Each version of a file (path, inode, size, modification time) is
-// checked once per process.
+// it (its loading dominates); then a pipe round trip per step (tens of
+// microseconds) and a copy of the values read (a Keras file of 600,000
+// weights: a few milliseconds).
+//
 // Environment:
-//   - BBD_H5_PREFLIGHT=off skips the child (trusted files only: a malformed
-//     file can then crash the program);
-//   - BBD_H5_PREFLIGHT_TIMEOUT (a Go duration, default 2m) bounds the child.
+//   - BBD_H5_CHILD=off reads files in this process (trusted files only: a
+//     malformed file can then crash the program);
+//   - BBD_H5_CHILD_TIMEOUT (a Go duration, default 2m) bounds each step.
 //
 // Linux only (the project's platform): the child is found through
 // /proc/self/exe, falling back on os.Executable.
@@ -69,8 +69,6 @@ import (
 	"os"
 	"sync"
 	"unsafe"
-
-	"gonum.org/v1/hdf5"
 )
 
 var silence sync.Once
@@ -129,30 +127,4 @@ func nextOffset(off int64) int64 {
 		return 512
 	}
 	return off * 2
-}
-
-// Open opens an existing HDF5 file read-only, with one clear error for a
-// missing file or a file that is not HDF5. The file is read in a child
-// process first (see Preflight): a file that crashes libhdf5 there is a
-// *CrashError, and is not opened here.
-func Open(path string) (*hdf5.File, error) {
-	Silence()
-	ok, err := IsHDF5(path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, fmt.Errorf("%s: expected an HDF5 file, found no such file", path)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("%s: expected an HDF5 file, found a file without the HDF5 signature (not an HDF5 file)", path)
-	}
-	if err := Preflight(path); err != nil {
-		return nil, err
-	}
-	f, err := hdf5.OpenFile(path, hdf5.F_ACC_RDONLY)
-	if err != nil {
-		return nil, fmt.Errorf("%s: opening HDF5 file: %w", path, err)
-	}
-	return f, nil
 }

@@ -2,87 +2,48 @@ package h5
 
 import (
 	"bufio"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// A worker is a preflight child that reads files one after another: the
-// program re-executed once (loading libtensorflow, when the program links
-// it, costs most of a second) rather than once per file. The parent writes a
-// file's absolute path and a NUL to its stdin; it answers on stdout with a
-// line per stage and lineDone. It ends at the end of its stdin (when the
-// parent closes it or dies).
+// A worker is a child process that reads files for this one: the program
+// re-executed once (loading libtensorflow, when the program links it, costs
+// most of a second) and serving the requests of every File of the process,
+// one at a time. It ends at the end of its stdin (when the parent closes it
+// or dies).
 type worker struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
+	inBuf  *bufio.Writer
+	enc    *gob.Encoder
 	out    *bufio.Reader
+	dec    *gob.Decoder
 	stderr *tail
-	served int // files answered
+	opened int            // files opened in it over its life
+	open   map[*File]bool // files open in it now
 }
 
-// workerFiles is how many files a worker reads before a new one is started
+// workerFiles is how many files a worker opens before a new one is started
 // (bounding what a long run of malformed files can leak in libhdf5).
 const workerFiles = 256
 
 // current is the running worker; its lock is held for a whole request, so
-// files are read one at a time.
+// requests are served one at a time.
 var current struct {
 	sync.Mutex
 	w *worker
 }
 
-// preflightInWorker reads abs in the worker (started if needed); keep is
-// false for a verdict that may differ next time (no child started).
-func preflightInWorker(path, abs string) (err error, keep bool) {
-	timeout, err := preflightTimeout()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err), false
-	}
-	current.Lock()
-	defer current.Unlock()
-	for retried := false; ; retried = true {
-		if current.w == nil {
-			w, err := startWorker()
-			if err != nil {
-				return fmt.Errorf("%s: cannot read the file in a child process first (%v); set %s=off for trusted files", path, err, PreflightEnv), false
-			}
-			current.w = w
-		}
-		w := current.w
-		requests.Add(1)
-		a, timedOut := w.read(abs, timeout)
-		stage := a.stage
-		if a.done {
-			w.served++
-			if a.recycle || w.served >= workerFiles {
-				w.stop()
-				current.w = nil
-			}
-			if a.memory > 0 {
-				return &CrashError{Path: path, Cause: "memory", Memory: a.memory, Stage: stage}, true
-			}
-			return nil, true
-		}
-		st := w.stop()
-		current.w = nil
-		switch {
-		case timedOut: // kept: a file is not given a second timeout in a process
-			return &CrashError{Path: path, Cause: "stopped", Timeout: timeout, Stage: stage}, true
-		case w.served > 0 && !retried:
-			continue // it had read other files: a new child gives the verdict
-		case st == nil:
-			return fmt.Errorf("%s: cannot read the file in a child process first (it did not start); set %s=off for trusted files", path, PreflightEnv), false
-		}
-		return &CrashError{Path: path, Cause: crashCause(st, w.stderr.String()), Stage: stage}, true
-	}
-}
+// children counts the child processes started, requests the requests sent
+// to them (for the tests).
+var children, requests atomic.Int64
 
 func startWorker() (*worker, error) {
 	exe := "/proc/self/exe" // this program, even if its file was replaced
@@ -92,8 +53,8 @@ func startWorker() (*worker, error) {
 		}
 	}
 	cmd := exec.Command(exe)
-	cmd.Args = []string{"bbd-h5-preflight"}
-	cmd.Env = append(withoutEnv(os.Environ(), childEnv), childEnv+"=1", "GOTRACEBACK=single")
+	cmd.Args = []string{"bbd-h5-child"}
+	cmd.Env = append(withoutEnv(os.Environ(), serveEnv), serveEnv+"=1", "GOTRACEBACK=single")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -102,7 +63,9 @@ func startWorker() (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{cmd: cmd, in: in, out: bufio.NewReader(out), stderr: &tail{}}
+	w := &worker{cmd: cmd, in: in, inBuf: bufio.NewWriter(in), out: bufio.NewReaderSize(out, 1<<20), stderr: &tail{}, open: map[*File]bool{}}
+	w.enc = gob.NewEncoder(w.inBuf)
+	w.dec = gob.NewDecoder(w.out) // a bufio.Reader: gob reads no further than each answer
 	cmd.Stderr = w.stderr
 	cmd.WaitDelay = time.Second // should anything else hold its pipes
 	if err := cmd.Start(); err != nil {
@@ -112,55 +75,61 @@ func startWorker() (*worker, error) {
 	return w, nil
 }
 
-// answer is what a worker said about a file: the last stage it reported,
-// whether it finished (and asks to be replaced), and the memory libhdf5 took
-// when that was too much.
-type answer struct {
-	stage         string
-	done, recycle bool
-	memory        int64
-}
+// errGone is a worker that did not answer: it died (or was killed).
+var errGone = errors.New("the child process ended")
 
-// read sends abs to w and reads the answer, stopping w after timeout.
-func (w *worker) read(abs string, timeout time.Duration) (a answer, timedOut bool) {
-	if _, err := io.WriteString(w.in, abs+"\x00"); err != nil {
-		return answer{}, false // it is gone
+// call sends r to w and reads the answer, killing w after timeout. An error
+// means w is gone (timedOut says whether it was killed for the timeout).
+func (w *worker) call(r *request, timeout time.Duration) (a *response, timedOut bool, err error) {
+	requests.Add(1)
+	if err := w.enc.Encode(r); err != nil {
+		return nil, false, errGone
 	}
-	ch := make(chan answer, 1)
+	if err := w.inBuf.Flush(); err != nil {
+		return nil, false, errGone
+	}
+	type result struct {
+		a   *response
+		err error
+	}
+	ch := make(chan result, 1)
 	go func() {
-		var a answer
-		for {
-			line, err := w.out.ReadString('\n')
-			line = strings.TrimSuffix(line, "\n")
-			if s, ok := strings.CutPrefix(line, lineStage); ok {
-				a.stage = s
+		var a response
+		if err := w.dec.Decode(&a); err != nil {
+			ch <- result{nil, errGone}
+			return
+		}
+		if a.DataLen < 0 || a.DataLen > maxAnswerBytes {
+			ch <- result{nil, fmt.Errorf("the child answered %d bytes, expected at most %d", a.DataLen, maxAnswerBytes)}
+			return
+		}
+		if a.DataLen > 0 {
+			if cap(r.into) >= a.DataLen {
+				a.data = r.into[:a.DataLen]
+			} else {
+				a.data = make([]byte, a.DataLen)
 			}
-			if s, ok := strings.CutPrefix(line, lineMemory); ok {
-				a.memory, _ = strconv.ParseInt(s, 10, 64)
-			}
-			if line == lineDone || line == lineDoneRecycle {
-				a.done, a.recycle = true, line == lineDoneRecycle
-				break
-			}
-			if err != nil {
-				break
+			if _, err := io.ReadFull(w.out, a.data); err != nil {
+				ch <- result{nil, errGone}
+				return
 			}
 		}
-		ch <- a
+		ch <- result{&a, nil}
 	}()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
-	case a := <-ch:
-		return a, false
+	case res := <-ch:
+		return res.a, false, res.err
 	case <-timer.C:
 		w.cmd.Process.Kill()
-		return <-ch, true
+		<-ch
+		return nil, true, errGone
 	}
 }
 
-// stop ends w (closing its input ends a worker waiting for a file; one that
-// is not is killed) and returns how it ended (nil if it did not start).
+// stop ends w (closing its input ends a worker waiting for a request; one
+// that is not is killed) and returns how it ended (nil if it did not start).
 func (w *worker) stop() *os.ProcessState {
 	w.in.Close()
 	exited := make(chan struct{})
@@ -179,4 +148,15 @@ func (w *worker) stop() *os.ProcessState {
 		return nil
 	}
 	return w.cmd.ProcessState
+}
+
+// retire stops the current worker; the Files open in it are opened again
+// in the next one when they are next used.
+func retire() *os.ProcessState {
+	w := current.w
+	current.w = nil
+	if w == nil {
+		return nil
+	}
+	return w.stop()
 }
