@@ -96,7 +96,10 @@ func TestNoStartupLines(t *testing.T) {
 	startup := []string{"absl::InitializeLog", "oneDNN custom operations"}
 	run := func(env []string, args ...string) (string, string) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
+		// libtensorflow prints the lines when oneDNN is on: by default only
+		// on CPUs with AVX-512 or AMX features; the switch makes it print
+		// them on any x86 CPU.
+		cmd.Env = append(append(os.Environ(), "TF_ENABLE_ONEDNN_OPTS=1"), env...)
 		var out, errb strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		cmd.Run() // convert without arguments exits with 2

@@ -39,7 +39,10 @@ func boolStr(b bool) string {
 func TestStartupLines(t *testing.T) {
 	run := func(env string, args ...string) string {
 		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "TFQUIET_CHILD=1", "BBD_VERBOSE="+env)
+		// libtensorflow prints the lines when oneDNN is on: by default only
+		// on CPUs with AVX-512 or AMX features; the switch makes it print
+		// them on any x86 CPU.
+		cmd.Env = append(os.Environ(), "TFQUIET_CHILD=1", "BBD_VERBOSE="+env, "TF_ENABLE_ONEDNN_OPTS=1")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
