@@ -84,6 +84,9 @@ func TestStripBadInputs(t *testing.T) {
 		{[]string{"strip", "--model", weights, "--pool", clean, "--method", "teco", "--export", dir + "/f", clean}, 2, "--export"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--overlays", "-2", clean}, 2, "Overlays"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--sum", "--blend", "0.5", clean}, 2, "--sum and --blend"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--blend", "0.5", clean}, 2, "--auto-blend excludes --blend and --sum"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--blend", "0.15", clean}, 2, "--auto-blend excludes --blend and --sum"}, // even the default, given
+		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--sum", clean}, 2, "--auto-blend excludes --blend and --sum"},
 		{[]string{"strip", "--model", weights, "--pool", filepath.Join(dir, "nonesuch"), clean}, 1, "nonesuch"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--clean", filepath.Join(dir, "nope.h5")}, 1, "nope.h5"},
 	} {
