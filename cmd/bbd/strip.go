@@ -4,7 +4,7 @@ package main
 //
 //	bbd strip --model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100]
 //	          [--blend 0.15 | --auto-blend | --sum] [--bits] [--seed 1] [--frr 0.05 [--rule normal|empirical] | --threshold T]
-//	          [--calibrate X]... [--adaptive] [--clean X]... [--poisoned Y]... [--limit N]
+//	          [--calibrate X]... [--adaptive [--confidence 0.95]] [--clean X]... [--poisoned Y]... [--limit N]
 //	          [--json] [--quiet] [--export DIR [--overwrite]] [INPUT...]
 //
 // STRIP superimposes by a light blend, 0.85 x + 0.15 o, by default (see
@@ -127,6 +127,7 @@ func runStrip(c *cmdEnv, args []string) error {
 	rule := fl.String("rule", "", "threshold rule from clean scores: empirical (the FRR-percentile, the default) or normal (STRIP's paper: a normal fitted to them)")
 	threshold := fl.Float64("threshold", math.NaN(), "STRIP: a fixed threshold (e.g. the paper's 0.18) instead of one from clean data")
 	adaptive := fl.Bool("adaptive", false, "adaptive STRIP: overlays in rounds of 10, stopping early for clear inputs; prints fixed-M STRIP on the same inputs too")
+	confidence := fl.Float64("confidence", 0, "with --adaptive: confidence of the stopping rule, in (0, 1) (0: 0.95)")
 	var calibrate, clean, poisoned listFlag
 	fl.Var(&calibrate, "calibrate", "clean data the threshold is chosen from (repeatable; default: --pool)")
 	fl.Var(&clean, "clean", "labelled clean inputs (HDF5 file or image folder; repeatable)")
@@ -160,7 +161,10 @@ func runStrip(c *cmdEnv, args []string) error {
 	if fixed {
 		th = defence.ThresholdConfig{Rule: defence.ThresholdFixed, Value: *threshold}
 	}
-	cfg := defence.STRIPConfig{Overlays: *overlays, Seed: *seed, Threshold: th, BatchSize: *batch, Adaptive: *adaptive}
+	cfg := defence.STRIPConfig{Overlays: *overlays, Seed: *seed, Threshold: th, BatchSize: *batch, Adaptive: *adaptive, Confidence: *confidence}
+	if *confidence != 0 && !*adaptive {
+		return usagef("--confidence needs --adaptive")
+	}
 	cfg.Overlay, cfg.Alpha = defence.OverlayBlend, *blend
 	blendSet := false
 	fl.Visit(func(f *flag.Flag) { blendSet = blendSet || f.Name == "blend" })

@@ -87,6 +87,8 @@ func TestStripBadInputs(t *testing.T) {
 		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--blend", "0.5", clean}, 2, "--auto-blend excludes --blend and --sum"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--blend", "0.15", clean}, 2, "--auto-blend excludes --blend and --sum"}, // even the default, given
 		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--sum", clean}, 2, "--auto-blend excludes --blend and --sum"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--confidence", "0.99", clean}, 2, "--confidence needs --adaptive"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--adaptive", "--confidence", "1.5", clean}, 2, "Confidence"},
 		{[]string{"strip", "--model", weights, "--pool", filepath.Join(dir, "nonesuch"), clean}, 1, "nonesuch"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--clean", filepath.Join(dir, "nope.h5")}, 1, "nope.h5"},
 	} {

@@ -113,7 +113,10 @@ func (f *File) Close() error {
 		return nil // its child is gone, and the file with it
 	}
 	delete(w.open, f)
-	timeout, _ := childTimeout()
+	timeout, err := childTimeout()
+	if err != nil {
+		timeout = DefaultChildTimeout
+	}
 	a, _, err := w.call(&request{Op: opClose, File: f.id}, timeout)
 	if err != nil || a.Recycle || (len(w.open) == 0 && w.opened >= workerFiles) {
 		retire()
