@@ -97,11 +97,10 @@ func OpenH5(path string) (*H5Reader, error) {
 	return r, nil
 }
 
-// h5Err is an ErrFormat error for err: a crash of the child names the file
-// itself.
+// h5Err is an ErrFormat error for err: an error about the whole file
+// (h5.ErrFile: the child crashed on it, say) names the file itself.
 func h5Err(path string, err error, format string, args ...any) error {
-	var crash *h5.CrashError
-	if errors.As(err, &crash) {
+	if errors.Is(err, h5.ErrFile) {
 		return &InputError{Path: path, Kind: ErrFormat, Err: err} // err names path
 	}
 	return wrapErr(path, ErrFormat, err, format, args...)
@@ -109,8 +108,7 @@ func h5Err(path string, err error, format string, args ...any) error {
 
 func (r *H5Reader) open() error {
 	names, err := r.f.Members("/")
-	var crash *h5.CrashError
-	if errors.As(err, &crash) {
+	if errors.Is(err, h5.ErrFile) {
 		return h5Err(r.path, err, "")
 	}
 	found := "none"

@@ -118,8 +118,7 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 		})
 		if err != nil {
 			var ie *InputError
-			var crash *h5.CrashError
-			if errors.As(err, &ie) || errors.As(err, &crash) {
+			if errors.As(err, &ie) || errors.Is(err, h5.ErrFile) {
 				return nil, err
 			}
 			return nil, fmt.Errorf("%s: layer %q: %w", file, l.Name, err)
@@ -143,8 +142,7 @@ func ReadKerasH5(file string, arch *Architecture) (kf *KerasFile, err error) {
 	}
 	if len(missing) > 0 {
 		found, err := f.Members(weightsRoot)
-		var crash *h5.CrashError
-		if errors.As(err, &crash) {
+		if errors.Is(err, h5.ErrFile) {
 			return nil, err
 		}
 		return nil, &InputError{Input: file, Expected: fmt.Sprintf("Keras weights for the layers %s of architecture %q", strings.Join(missing, ", "), arch.Name),
@@ -175,11 +173,10 @@ func weightKind(base string) string {
 	return ""
 }
 
-// withFile puts the file's name before err, unless err names it already (a
-// crash of the child reading it).
+// withFile puts the file's name before err, unless err names it already
+// (h5.ErrFile: the child crashed on it, say).
 func withFile(file string, err error) error {
-	var crash *h5.CrashError
-	if errors.As(err, &crash) {
+	if errors.Is(err, h5.ErrFile) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", file, err)
@@ -189,8 +186,7 @@ func withFile(file string, err error) error {
 func readWeights(f *h5.File, name string, want []int64) (*WeightTensor, error) {
 	hdr, err := f.Dataset(name)
 	if err != nil {
-		var crash *h5.CrashError
-		if errors.As(err, &crash) {
+		if errors.Is(err, h5.ErrFile) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("opening dataset %s: %w", name, err)
@@ -216,8 +212,7 @@ func readWeights(f *h5.File, name string, want []int64) (*WeightTensor, error) {
 	n, _ := product(shape, MaxWeightValues) // shape == want, checked by WeightShapes
 	values, err := f.ReadFloat32(name, int(n))
 	if err != nil {
-		var crash *h5.CrashError
-		if errors.As(err, &crash) {
+		if errors.Is(err, h5.ErrFile) {
 			return nil, err
 		}
 		return nil, &InputError{Input: "dataset " + name, Expected: "float weights within float32's range", Found: fmt.Sprintf("%s values that do not convert (%v)", hdr.Type, err)}

@@ -68,8 +68,25 @@ func (e *CrashError) Detail() string {
 	return s + ": the file is malformed"
 }
 
-// Is makes errors.Is(err, ErrCrashed) true.
-func (e *CrashError) Is(target error) bool { return target == ErrCrashed }
+// Is makes errors.Is(err, ErrCrashed) and errors.Is(err, ErrFile) true.
+func (e *CrashError) Is(target error) bool { return target == ErrCrashed || target == ErrFile }
+
+// ErrFile is matched (errors.Is) by the errors of a File that are about the
+// file as a whole and name it already: a *CrashError, a file that changed
+// while it was read, a child that could not be started, a closed File.
+// Readers pass them on as they are, where they put an operation's own error
+// in context.
+var ErrFile = errors.New("reading the HDF5 file failed")
+
+// fileError is an error of a File that names its file (see ErrFile).
+type fileError struct {
+	msg string
+	err error // wrapped, if any
+}
+
+func (e *fileError) Error() string        { return e.msg }
+func (e *fileError) Unwrap() error        { return e.err }
+func (e *fileError) Is(target error) bool { return target == ErrFile }
 
 // init is the child: when the program was started by a File, it serves the
 // requests on its stdin and exits at their end, before any other package's

@@ -79,8 +79,7 @@ func OpenFile(path string) (*File, error) {
 	}
 	f := &File{path: path, abs: abs, version: v, local: !ChildEnabled()}
 	if _, err := f.do(request{Op: opOpen}); err != nil {
-		var crash *CrashError
-		if errors.As(err, &crash) {
+		if errors.Is(err, ErrFile) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%s: opening HDF5 file: %w", path, err)
@@ -146,18 +145,18 @@ func (f *File) do(r request) (*response, error) {
 	}
 	timeout, err := childTimeout()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.path, err)
+		return nil, &fileError{msg: f.path + ": " + err.Error()}
 	}
 	current.Lock()
 	defer current.Unlock()
 	if f.closed {
-		return nil, fmt.Errorf("%s: %w", f.path, errClosed)
+		return nil, &fileError{msg: f.path + ": " + errClosed.Error(), err: errClosed}
 	}
 	for retried := false; ; retried = true {
 		if current.w == nil {
 			w, err := startWorker()
 			if err != nil {
-				return nil, fmt.Errorf("%s: cannot read the file in a child process (%v); set %s=off for trusted files", f.path, err, ChildEnv)
+				return nil, &fileError{msg: fmt.Sprintf("%s: cannot read the file in a child process (%v); set %s=off for trusted files", f.path, err, ChildEnv), err: err}
 			}
 			current.w = w
 		}
@@ -168,7 +167,7 @@ func (f *File) do(r request) (*response, error) {
 		if f.w != w { // not open in this child (yet, or any more)
 			if f.w != nil {
 				if v, err := versionOf(f.abs); err != nil || v != f.version {
-					return nil, fmt.Errorf("%s: the file changed or went away while it was being read", f.path)
+					return nil, &fileError{msg: f.path + ": the file changed or went away while it was being read"}
 				}
 			}
 			a, err := f.step(w, &request{Op: opOpen, Path: f.abs}, timeout, others)
@@ -215,11 +214,11 @@ func (f *File) step(w *worker, s *request, timeout time.Duration, others bool) (
 	case timedOut: // no second timeout: the verdict is kept
 		return nil, &CrashError{Path: f.path, Cause: "stopped", Timeout: timeout, Stage: s.describe()}
 	case err != errGone:
-		return nil, fmt.Errorf("%s: reading the file in a child process: %v", f.path, err)
+		return nil, &fileError{msg: fmt.Sprintf("%s: reading the file in a child process: %v", f.path, err), err: err}
 	case others:
 		return nil, errRetry
 	case st == nil:
-		return nil, fmt.Errorf("%s: cannot read the file in a child process (it did not start); set %s=off for trusted files", f.path, ChildEnv)
+		return nil, &fileError{msg: fmt.Sprintf("%s: cannot read the file in a child process (it did not start); set %s=off for trusted files", f.path, ChildEnv)}
 	}
 	return nil, &CrashError{Path: f.path, Cause: crashCause(st, w.stderr.String()), Stage: s.describe()}
 }
@@ -228,7 +227,7 @@ func (f *File) doLocal(r request) (*response, error) {
 	localMu.Lock()
 	defer localMu.Unlock()
 	if f.closed {
-		return nil, fmt.Errorf("%s: %w", f.path, errClosed)
+		return nil, &fileError{msg: f.path + ": " + errClosed.Error(), err: errClosed}
 	}
 	if localServer == nil {
 		localServer = newServer()

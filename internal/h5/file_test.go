@@ -110,7 +110,7 @@ func TestFile(t *testing.T) {
 		if err := f.Close(); err != nil {
 			t.Errorf("second Close: %v", err)
 		}
-		if _, err := f.Members("/"); err == nil || !strings.Contains(err.Error(), "closed") {
+		if _, err := f.Members("/"); err == nil || !strings.Contains(err.Error(), "closed") || !errors.Is(err, ErrFile) {
 			t.Errorf("Members after Close: got %v", err)
 		}
 	}
@@ -167,7 +167,7 @@ func TestFileAfterCrash(t *testing.T) {
 	}
 	_, err = b.Members("/")
 	var crash *CrashError
-	if !errors.As(err, &crash) || crash.Cause != "SIGSEGV" || crash.Path != bad || crash.Stage != "its group structure (/)" {
+	if !errors.As(err, &crash) || !errors.Is(err, ErrFile) || crash.Cause != "SIGSEGV" || crash.Path != bad || crash.Stage != "its group structure (/)" {
 		t.Fatalf("got %v, expected a CrashError (SIGSEGV) listing /", err)
 	}
 	if got := children.Load() - started; got != 1 {
@@ -186,7 +186,7 @@ func TestFileAfterCrash(t *testing.T) {
 	b.Members("/")
 	b.Close()
 	os.WriteFile(ok, []byte("\x89HDF\r\n\x1a\nreplaced"), 0o644)
-	if _, err := f.Members("/"); err == nil || !strings.Contains(err.Error(), "changed or went away") {
+	if _, err := f.Members("/"); err == nil || !strings.Contains(err.Error(), "changed or went away") || !errors.Is(err, ErrFile) {
 		t.Errorf("a replaced file: got %v", err)
 	}
 }
