@@ -2,10 +2,12 @@ package defence_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/data"
@@ -46,6 +48,31 @@ func scan(t testing.TB, m *tfmodels.Model, clean defence.Examples, cfg defence.C
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// zoo scans done once per test binary, keyed by model and configuration:
+// TestCleanseZoo and TestCleanseZooFast share the full scan of
+// multi_trigger (a minute of CI time).
+var (
+	zooScansMu sync.Mutex
+	zooScans   = map[string]*defence.CleanseReport{}
+)
+
+// zooScan scans the reduced zoo's model name with the validation images, or
+// returns the report of the same scan done earlier in this test binary.
+// (Reports are shared: callers must not modify them.)
+func zooScan(t testing.TB, dir, name string, val *data.Images, cfg defence.CleanseConfig) *defence.CleanseReport {
+	t.Helper()
+	key := fmt.Sprintf("%s %s %+v", dir, name, cfg)
+	zooScansMu.Lock()
+	defer zooScansMu.Unlock()
+	if r, ok := zooScans[key]; ok {
+		t.Logf("%s: the scan of an earlier test (same model and configuration)", name)
+		return r
+	}
+	r := scan(t, zooModel(t, dir, name), val, cfg)
+	zooScans[key] = r
 	return r
 }
 
@@ -180,7 +207,7 @@ func TestCleanseZoo(t *testing.T) {
 		targets              []int
 		atLeast, atLeastBonf int
 	}{{"clean", nil, 0, 0}, {"multi_trigger", []int{1, 5, 8}, 2, 1}, {"sunglasses", []int{0}, 1, 0}, {"anonymous_1", []int{0}, 1, 1}, {"anonymous_2", []int{4}, 1, 1}} {
-		r := scan(t, zooModel(t, dir, c.name), val, cfg)
+		r := zooScan(t, dir, c.name, val, cfg)
 		reports[c.name] = r
 		t.Logf("%s: flagged %v (index > %.2f; fixed threshold 2: %v; original rule: %v), %.0f s", c.name, r.Flagged, r.Threshold, r.Fixed.Flagged, r.Original.Flagged, r.Seconds)
 		for _, l := range r.Labels {
@@ -244,9 +271,10 @@ func TestCleanseZoo(t *testing.T) {
 }
 
 // TestCleanseZooFast compares the fast budget with the full one on the
-// reduced zoo's multi_trigger BadNet, both with 4 slots (the fast budget:
-// the logit screen protects 2 labels, a reference of 4, the other 4 labels
-// screened for 4 steps then halved): the full budget flags at least one of
+// reduced zoo's multi_trigger BadNet (the full budget's scan is
+// TestCleanseZoo's, shared; the fast budget with 4 slots: the logit screen
+// protects 2 labels, a reference of 4, the other 4 labels screened for 4
+// steps then halved): the full budget flags at least one of
 // the targets 1, 5, 8; of the labels the fast budget optimises to the end,
 // the one of smallest norm is a target; and the fast budget spends fewer
 // label-steps. On a zoo trained with oneDNN on (CPUs with AVX-512) both
@@ -260,7 +288,7 @@ func TestCleanseZooFast(t *testing.T) {
 	dir, _ := testzoo.Reduced(t)
 	m := zooModel(t, dir, "multi_trigger")
 	val := readImages(t, filepath.Join(dir, "data", "clean_validation_data.h5"))
-	full := scan(t, m, val, defence.CleanseConfig{StepImages: 64, Seed: 3, Slots: 4})
+	full := zooScan(t, dir, "multi_trigger", val, defence.CleanseConfig{StepImages: 64, Seed: 3})
 	fast := scan(t, m, val, defence.CleanseConfig{StepImages: 64, Seed: 3, Slots: 4, Budget: defence.BudgetFast, Protect: 2, KeepMin: 1})
 	steps := func(r *defence.CleanseReport) int {
 		n := 0
