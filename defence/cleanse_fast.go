@@ -15,7 +15,11 @@ import (
 type BudgetLog struct {
 	// ScreenSteps every label ran first.
 	ScreenSteps int `json:"screen_steps"`
-	// Logit is the forward-only pre-screen and the labels it protected.
+	// LastLayer lists the labels the data-free last-layer check flagged
+	// ([LastLayer]), protected first (at most Protect).
+	LastLayer []int `json:"last_layer_protected,omitempty"`
+	// Logit is the forward-only pre-screen and the labels it protected
+	// (besides LastLayer's, at most Protect in all).
 	Logit *LogitScreen `json:"logit_screen,omitempty"`
 	// Reference is the uniform sample of labels optimised to the end whatever
 	// their screen, whose norms give the median and MAD.
@@ -38,9 +42,11 @@ type BudgetRound struct {
 
 // fast is the fast budget (see CleanseConfig.Budget):
 //
-//  1. the logit screen (forward only, see [LogitScreen]) picks at most
-//     Protect labels, optimised to the end whatever their step screen: a
-//     slow-converging target cannot be dropped when the screen sees it;
+//  1. the labels flagged by the data-free last-layer check ([LastLayer]),
+//     then the best of the logit screen (forward only, see [LogitScreen]),
+//     at most Protect labels in all, are optimised to the end whatever
+//     their step screen: a slow-converging target cannot be dropped when
+//     either screen sees it;
 //  2. a seeded uniform sample of Slots other labels (the reference) is
 //     optimised to the end; the median and MAD of the outlier test come from
 //     its norms, an unbiased estimate of the ordinary labels' distribution;
@@ -68,6 +74,23 @@ func (s *scanState) fast(labels []int) (*BudgetLog, error) {
 	}
 	isRef := map[int]bool{}
 	var ref []*labelRun // protected and reference: to the end
+	protect := cfg.Protect
+	if protect == 0 {
+		protect = cfg.Slots
+	}
+	if s.lastLayer != nil {
+		inScan := map[int]bool{}
+		for _, l := range labels {
+			inScan[l] = true
+		}
+		for _, l := range s.lastLayer.Flagged {
+			if inScan[l] && len(log.LastLayer) < protect {
+				log.LastLayer = append(log.LastLayer, l)
+				s.runs[l].protected = true
+				ref = append(ref, s.runs[l])
+			}
+		}
+	}
 	if !cfg.NoLogitScreen {
 		s.phase = "logit screen"
 		scores, ls, err := s.logitScreen(labels, rand.New(rand.NewPCG(cfg.Seed, 0x746f706b)))
@@ -76,7 +99,7 @@ func (s *scanState) fast(labels []int) (*BudgetLog, error) {
 		}
 		var cand []int
 		for l, sc := range scores {
-			if sc > 0 {
+			if sc > 0 && !s.runs[l].protected {
 				cand = append(cand, l)
 			}
 		}
@@ -86,11 +109,7 @@ func (s *scanState) fast(labels []int) (*BudgetLog, error) {
 			}
 			return cand[a] < cand[b]
 		})
-		protect := cfg.Protect
-		if protect == 0 {
-			protect = cfg.Slots
-		}
-		cand = cand[:min(len(cand), protect)]
+		cand = cand[:min(len(cand), protect-len(log.LastLayer))]
 		for _, l := range cand {
 			ls.Protected = append(ls.Protected, l)
 			ls.Scores = append(ls.Scores, scores[l])

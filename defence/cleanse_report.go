@@ -54,6 +54,10 @@ type CleanseReport struct {
 	Seconds      float64       `json:"seconds"`
 	Config       CleanseConfig `json:"config"`
 	Budget       *BudgetLog    `json:"budget,omitempty"`
+	// LastLayer is the data-free check of the model's final dense layer
+	// ([LastLayer]), run beside the scan (nil where the output layer is not
+	// dense). Its flags are its own: Flagged is Neural Cleanse's verdict.
+	LastLayer *LastLayerReport `json:"last_layer,omitempty"`
 	// Shards are the reports merged into this one (bbd cleanse merge).
 	Shards []ShardInfo `json:"shards,omitempty"`
 }
@@ -521,6 +525,7 @@ func MergeCleanseReports(parts []*CleanseReport, dirs []string) (*CleanseReport,
 		out.Shards = append(out.Shards, ShardInfo{Dir: name, Labels: len(p.Labels), Seconds: p.Seconds})
 	}
 	slices.Sort(out.Reference)
+	out.LastLayer = first.LastLayer // the same model's: the same check
 	out.Detect()
 	return out, nil
 }

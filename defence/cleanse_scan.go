@@ -94,6 +94,8 @@ type scanState struct {
 	maskSize int
 	patSize  int
 	salt     uint64 // second initialisations (Confirm)
+	// lastLayer is the data-free check of the output layer (nil if not dense).
+	lastLayer *LastLayerReport
 }
 
 // Run scans the model's labels (white-box models only) with clean images
@@ -138,6 +140,10 @@ func (c *Cleanse) Run(ctx context.Context, m *tfmodels.Model, clean Examples) (r
 	defer s.cg.Close()
 	s.maskSize = s.cg.h * s.cg.w * s.cg.cm
 	s.patSize = s.cg.h * s.cg.w * s.cg.c
+	// The data-free last-layer check: milliseconds; the fast budget
+	// protects its flags. A model whose output is not a dense layer is
+	// scanned without it.
+	s.lastLayer, _ = lastLayerOf(m.Arch.Output, weights, LastLayerConfig{})
 
 	var budget *BudgetLog
 	switch cfg.Budget {
@@ -166,7 +172,7 @@ func (c *Cleanse) Run(ctx context.Context, m *tfmodels.Model, clean Examples) (r
 		return nil, err
 	}
 	rep = &CleanseReport{Method: c.Name(), Config: cfg, Classes: m.NumClasses, Images: s.nImages,
-		InputShape: [3]int{s.cg.h, s.cg.w, s.cg.c}, MaskChannels: s.cg.cm, Budget: budget}
+		InputShape: [3]int{s.cg.h, s.cg.w, s.cg.c}, MaskChannels: s.cg.cm, Budget: budget, LastLayer: s.lastLayer}
 	for i, r := range all {
 		lr := CleanseLabel{Label: r.label, AttackSuccess: succ[i], Exact: r.finished, Steps: r.steps, Seconds: r.seconds,
 			Reached: r.reached(), Explored: r.explore, Protected: r.protected}

@@ -17,7 +17,10 @@
 //     Networks", IEEE S&P 2019);
 //   - a [Scanner] inspects a model label by label and returns per-label
 //     findings: Neural Cleanse's trigger reverse-engineering and its MAD
-//     outlier test.
+//     outlier test, and the data-free check of the final dense layer
+//     ([LastLayer], after DFBScanner: Yu et al., "Lightweight and Fast
+//     Backdoor Model Detection", arXiv 2605.18907), which the Neural Cleanse
+//     report carries and whose flags its fast budget protects.
 //
 // Every defence takes a Config: a plain struct whose zero fields take
 // documented defaults (a Default...Config function returns them filled in),

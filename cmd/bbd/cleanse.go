@@ -164,6 +164,9 @@ func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bo
 	if o := rep.Original; o != nil {
 		fmt.Fprintf(w, "original rule (%s, threshold %g): flagged %s, anomaly index %.2f\n", o.Rule, o.Threshold, flaggedOrNone(o.Flagged), o.AnomalyIndex)
 	}
+	if ll := rep.LastLayer; ll != nil {
+		fmt.Fprintf(w, "last layer, data-free (bias and mean weight of %s, index > %.2f): flagged %s\n", ll.Layer, ll.Threshold, flaggedOrNone(ll.Flagged))
+	}
 	fmt.Fprintf(w, "time: %s\n", (time.Duration(rep.Seconds * float64(time.Second))).Round(time.Second))
 	if dir != "" {
 		fmt.Fprintf(w, "report: %s\n", dir)
