@@ -31,6 +31,9 @@ func runCleanse(c *cmdEnv, args []string) error {
 	if len(args) > 0 && args[0] == "rescore" {
 		return runCleanseRescore(c, args[1:])
 	}
+	if len(args) > 0 && args[0] == "lastlayer" {
+		return runCleanseLastLayer(c, args[1:])
+	}
 	modelPath := c.flags.String("model", "", "model: a SavedModel directory (written by bbd) or a Keras .h5 file (required)")
 	arch := c.flags.String("arch", "", "architecture of a weights-only Keras file (deepid)")
 	var dataPaths repeated
@@ -262,6 +265,57 @@ func runCleanseMerge(c *cmdEnv, args []string) error {
 // runCleanseRescore: bbd cleanse rescore DIR [--mad ...] [--out NEW]
 // applies the outlier test again to a saved report, with its own settings
 // (the current defaults for the settings it predates) or the ones given.
+// runCleanseLastLayer: bbd cleanse lastlayer --model M [--arch A] [--alpha
+// 0.05] [--top 10] [--json]: the data-free check of the final dense layer
+// alone (defence.LastLayer), in milliseconds, without data.
+func runCleanseLastLayer(c *cmdEnv, args []string) error {
+	modelPath := c.flags.String("model", "", "model: a SavedModel directory (written by bbd) or a Keras .h5 file (required)")
+	arch := c.flags.String("arch", "", "architecture of a weights-only Keras file (deepid)")
+	alpha := c.flags.Float64("alpha", defence.DefaultMADAlpha, "family-wise level of the Bonferroni threshold over 2 indicators x the labels")
+	top := c.flags.Int("top", 10, "labels of largest index to print")
+	asJSON := c.flags.Bool("json", false, "print the report as one JSON document")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) != 0:
+		return usagef("unexpected arguments %q", pos)
+	case *modelPath == "":
+		return usagef("--model is required")
+	case *top < 0:
+		return usagef("--top must be >= 0, got %d", *top)
+	}
+	ll, err := defence.NewLastLayer(defence.LastLayerConfig{Alpha: *alpha})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	m, _, err := loadModel(*modelPath, modelOptions{Arch: *arch})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	rep, err := ll.Run(m)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelPath, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	w := c.stdout
+	fmt.Fprintf(w, "layer %s: %d features, %d labels\n", rep.Layer, rep.Features, len(rep.Labels))
+	fmt.Fprintf(w, "threshold: index > %.2f (Bonferroni: max(%g, z(1 - %g / (2 x %d))))\n", rep.Threshold, rep.Config.MinThreshold, rep.Config.Alpha, len(rep.Labels))
+	fmt.Fprintf(w, "flagged: %s\n", flaggedOrNone(rep.Flagged))
+	fmt.Fprintln(w, "label\tindex\tbias index\tmean weight index\tbias\tmean weight")
+	for _, l := range rep.Ranked()[:min(*top, len(rep.Labels))] {
+		lb := rep.Labels[l]
+		fmt.Fprintf(w, "%d\t%.2f\t%.2f\t%.2f\t%.4g\t%.4g\n", lb.Label, lb.Index, lb.BiasIndex, lb.MeanIndex, lb.Bias, lb.MeanWeight)
+	}
+	return nil
+}
+
 func runCleanseRescore(c *cmdEnv, args []string) error {
 	madScale := c.flags.String("mad", "", "scale of the MAD test: log or linear (default: the report's)")
 	madRule := c.flags.String("mad-rule", "", "single or iterative (default: the report's)")

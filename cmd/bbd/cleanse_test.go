@@ -139,3 +139,36 @@ func TestCleanseRescore(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanseLastLayerCLI runs the data-free last-layer check on the real
+// anonymous_2 BadNet: label 4 (its target, never published) is the only
+// flag, in the text and the JSON output; bad command lines exit 2.
+func TestCleanseLastLayerCLI(t *testing.T) {
+	model := sharedPath(t, "badnets", "anonymous_2_bd_weights.h5")
+	text := mustBBD(t, "cleanse", "lastlayer", "--model", model, "--top", "3")
+	for _, want := range []string{"layer output: 160 features, 1283 labels\n", "threshold: index > 4.11 ", "flagged: 4\n", "\n4\t10.70\t"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	var rep defence.LastLayerReport
+	if err := json.Unmarshal([]byte(mustBBD(t, "cleanse", "lastlayer", "--model", model, "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Flagged) != 1 || rep.Flagged[0] != 4 || len(rep.Labels) != 1283 || !rep.Labels[4].Flagged {
+		t.Errorf("JSON: flagged %v, %d labels", rep.Flagged, len(rep.Labels))
+	}
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"cleanse", "lastlayer"}, "--model is required"},
+		{[]string{"cleanse", "lastlayer", "--model", model, "--alpha", "2"}, "Alpha"},
+		{[]string{"cleanse", "lastlayer", "--model", model, "extra"}, "unexpected arguments"},
+	} {
+		_, errs, code := bbd(t, c.args...)
+		if code != 2 || !strings.Contains(errs, c.msg) {
+			t.Errorf("bbd %s: exit %d, stderr %q; want 2 and %q", strings.Join(c.args, " "), code, errs, c.msg)
+		}
+	}
+}

@@ -176,12 +176,22 @@ and the original rule's verdicts are reported beside.
 bbd cleanse rescore DIR applies the outlier test again to a saved report (the
 report's settings, the current defaults where it predates them, or the --mad flags
 given) without scanning: it prints the verdict, and with --out writes the rescored
-report into a new folder. A flag it adds was not settled by --confirm.`,
+report into a new folder. A flag it adds was not settled by --confirm.
+
+bbd cleanse lastlayer checks the final dense layer alone, without data, in
+milliseconds (defence.LastLayer, after DFBScanner): a label is flagged when its
+bias or its mean incoming weight is an upper outlier (robust z-score above max(2,
+z(1 - alpha / 2n))). A scan reports the same check as "last layer" and its fast
+budget optimises the labels it flags to the end. It found the real CSAW
+anonymous_1, anonymous_2 and multi-trigger targets (1 and 5, not 8) but not the
+sunglasses target, nor any zoo target: evidence beside Neural Cleanse, not
+instead of it.`,
 		examples: []string{
 			"bbd cleanse --model zoo/sunglasses --data zoo/data/clean_validation_data.h5 --out /tmp/nc",
 			"bbd cleanse merge /tmp/nc-a /tmp/nc-b --out /tmp/nc",
 			"bbd cleanse rescore /tmp/nc                               # the default threshold on an older report",
 			"bbd cleanse rescore /tmp/nc --mad-threshold fixed --out /tmp/nc-fixed",
+			"bbd cleanse lastlayer --model ../shared/badnets/anonymous_2_bd_weights.h5",
 			"bbd cleanse --unlearn --model zoo/sunglasses --report /tmp/nc --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
 		},
 	},

@@ -12,6 +12,7 @@
 //	bbd zoo build --out <dir> [--reduced] [--train N] [--epochs E] [--seed S] [--only a,b] [--overwrite]
 //	bbd cleanse --model <M> --data <clean> [--labels all|RANGES] [--preset original|paper] [--budget full|fast] --out <dir> [--json]
 //	bbd cleanse merge <dir>... --out <dir> [--json]
+//	bbd cleanse lastlayer --model <M> [--top 10] [--json]
 //	bbd prune --model <M> --clean <val> --out <dir> [--method unit|channel|weight] [--fractions 0.5:0.95:0.05 | --fraction F | --auto] [--test <test>] [--poisoned <p>]... [--json]
 //	bbd defend --badnet <M> --repaired <R> [--targets 0,4 | --untargeted] --out <dir> [--json]
 //	bbd defend --model <dir> --test <test> --poisoned <p>... [--json]
@@ -100,6 +101,7 @@ var commands = []*command{
 	{name: "cleanse", summary: "Neural Cleanse: reverse-engineer a trigger per label, flag outliers, merge shards, unlearn",
 		usage: "--model M --data CLEAN [--labels all|RANGES] [--preset original|paper] [--budget full|fast] --out DIR [--json]\n" +
 			"       bbd cleanse merge DIR... --out DIR [--json]\n" +
+			"       bbd cleanse lastlayer --model M [--top 10] [--json]\n" +
 			"       bbd cleanse --unlearn --model M --report DIR --clean VAL.h5 --out R", run: runCleanse},
 }
 
