@@ -33,6 +33,10 @@ type CleanseResult struct {
 	Steps     int       `json:"max_steps"`
 	Images    int       `json:"images"`
 	Seconds   float64   `json:"seconds"`
+	// LastLayer lists the labels the data-free last-layer check flags
+	// (defence.LastLayer, over all the model's labels; nil where the output
+	// layer is not dense).
+	LastLayer []int `json:"last_layer_flagged"`
 }
 
 // NeuralCleanse scans every model of the source (the clean reference model
@@ -90,6 +94,9 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 		*res = CleanseResult{Model: b.Name, Report: rel, Flagged: append([]int{}, rep.Flagged...),
 			Targets: b.Targets, Threshold: rep.Threshold, Scale: rep.Config.MADScale, Budget: rep.Config.Budget,
 			Steps: rep.Config.MaxSteps, Images: rep.Images, Seconds: rep.Seconds, Found: []int{}, Missed: []int{}}
+		if rep.LastLayer != nil {
+			res.LastLayer = append([]int{}, rep.LastLayer.Flagged...)
+		}
 		for _, l := range rep.Labels {
 			res.Labels, res.L1, res.Index = append(res.Labels, l.Label), append(res.L1, l.L1), append(res.Index, l.AnomalyIndex)
 		}

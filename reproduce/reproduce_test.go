@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -105,6 +106,14 @@ func checkTablesMatchResults(t *testing.T, out string) {
 	t3 := table("table3")
 	if len(t3.Rows) != len(res.NeuralCleanse) {
 		t.Errorf("table 3 has %d rows for %d scans", len(t3.Rows), len(res.NeuralCleanse))
+	}
+	// The zoo's BadNets, trained from scratch, leave no last-layer trace:
+	// the data-free check runs on every scan and flags nothing.
+	col := slices.Index(t3.Header, "last layer flags")
+	for i, c := range res.NeuralCleanse {
+		if c.LastLayer == nil || len(c.LastLayer) != 0 || col < 0 || t3.Rows[i][col] != "none" {
+			t.Errorf("table 3, %s: last layer flags %v, cell %q (column %d); want an empty list, \"none\"", c.Model, c.LastLayer, t3.Rows[i][max(col, 0)], col)
+		}
 	}
 }
 

@@ -359,7 +359,9 @@ var pointerInKey = regexp.MustCompile(`0x[0-9a-f]{6,}`)
 const cacheVersion = "1"
 
 var experimentVersions = map[string]string{
-	ExpNeuralCleanse: "2", // the MAD threshold grows with the labels tested (Bonferroni)
+	// 2: the MAD threshold grows with the labels tested (Bonferroni); 3: the
+	// data-free last-layer check (reported, and protected by the fast budget).
+	ExpNeuralCleanse: "3",
 }
 
 // cached returns the unit's result from Out/cache/<name>.json when it was
