@@ -73,21 +73,14 @@ func (s *scanState) fast(labels []int) (*BudgetLog, error) {
 		runs[i].until = log.ScreenSteps
 	}
 	isRef := map[int]bool{}
-	var ref []*labelRun // protected and reference: to the end
-	protect := cfg.Protect
-	if protect == 0 {
-		protect = cfg.Slots
-	}
+	var ref []*labelRun    // protected and reference: to the end
+	protect := cfg.Protect // withDefaults: Slots when zero
 	if s.lastLayer != nil {
-		inScan := map[int]bool{}
-		for _, l := range labels {
-			inScan[l] = true
-		}
 		for _, l := range s.lastLayer.Flagged {
-			if inScan[l] && len(log.LastLayer) < protect {
+			if r := s.runs[l]; r != nil && len(log.LastLayer) < protect { // s.runs: the labels scanned
 				log.LastLayer = append(log.LastLayer, l)
-				s.runs[l].protected = true
-				ref = append(ref, s.runs[l])
+				r.protected = true
+				ref = append(ref, r)
 			}
 		}
 	}

@@ -186,12 +186,12 @@ func lastLayerOf(name string, w tfmodels.Weights, cfg LastLayerConfig) (*LastLay
 			return nil, fmt.Errorf("last-layer: layer %q: expected finite weights, found a non-finite value in class %d's column or bias", name, c)
 		}
 	}
+	// MADIndex's |x - median| / MAD, kept above the median only.
 	upper := func(x []float64) []float64 {
-		med, mad, _ := MADIndex(x, nil)
-		idx := make([]float64, len(x))
+		med, _, idx := MADIndex(x, x)
 		for i, v := range x {
-			if mad > 0 && v > med {
-				idx[i] = (v - med) / mad
+			if v <= med {
+				idx[i] = 0
 			}
 		}
 		return idx
@@ -202,27 +202,25 @@ func lastLayerOf(name string, w tfmodels.Weights, cfg LastLayerConfig) (*LastLay
 	for c := range n {
 		lb := LastLayerLabel{Label: c, Bias: bias[c], MeanWeight: mean[c], BiasIndex: bi[c], MeanIndex: mi[c], Index: max(bi[c], mi[c])}
 		lb.Flagged = lb.Index > r.Threshold
-		if lb.Flagged {
-			r.Flagged = append(r.Flagged, c)
-		}
 		r.Labels = append(r.Labels, lb)
 	}
-	sort.SliceStable(r.Flagged, func(a, b int) bool { return r.Labels[r.Flagged[a]].Index > r.Labels[r.Flagged[b]].Index })
-	if r.Flagged == nil {
-		r.Flagged = []int{}
+	r.Flagged = []int{}
+	for _, l := range r.Ranked() {
+		if !r.Labels[l].Flagged {
+			break
+		}
+		r.Flagged = append(r.Flagged, l)
 	}
 	return r, nil
 }
 
-// Ranked returns the labels by decreasing index (ties by label).
+// Ranked returns the labels by decreasing index (ties by label). Labels
+// holds one entry per class, in order, so a label is its own position.
 func (r *LastLayerReport) Ranked() []int {
 	out := make([]int, len(r.Labels))
 	for i := range out {
 		out[i] = i
 	}
 	sort.SliceStable(out, func(a, b int) bool { return r.Labels[out[a]].Index > r.Labels[out[b]].Index })
-	for i, j := range out {
-		out[i] = r.Labels[j].Label
-	}
 	return out
 }
