@@ -137,9 +137,7 @@ func loadImages(paths []string, shape [3]int) (*data.Images, error) {
 // the JSON document.
 func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(w, rep)
 	}
 	scale := ""
 	if rep.Config.MADScale != defence.MADLinear {
@@ -300,9 +298,7 @@ func runCleanseLastLayer(c *cmdEnv, args []string) error {
 		return fmt.Errorf("model %s: %w", *modelPath, err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(c.stdout, rep)
 	}
 	w := c.stdout
 	fmt.Fprintf(w, "layer %s: %d features, %d labels\n", rep.Layer, rep.Features, len(rep.Labels))

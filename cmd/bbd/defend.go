@@ -132,9 +132,7 @@ func evaluateBBD(w io.Writer, modelPath, test string, poisoned []string, asJSON 
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(defendJSON{Model: modelPath, BBDEvaluation: e})
+		return printJSON(w, defendJSON{Model: modelPath, BBDEvaluation: e})
 	}
 	fmt.Fprintf(w, "%s BBD %s on %d clean and %d poisoned images (label %d = poisoned)\n", e.Mode, modelPath, e.CleanImages, e.PoisonedImages, e.Classes)
 	fmt.Fprintf(w, "accuracy: %v\n", e.Accuracy)

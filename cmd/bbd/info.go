@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -103,9 +102,7 @@ func runInfo(c *cmdEnv, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return printJSON(c.stdout, info)
 	}
 
 	w := c.stdout

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -115,9 +114,7 @@ func runReproduce(c *cmdEnv, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return printJSON(c.stdout, struct {
 			Out     string             `json:"out"`
 			Report  string             `json:"report"`
 			Results *reproduce.Results `json:"results"`
