@@ -46,6 +46,17 @@ const (
 	MADFixed      = "fixed"
 )
 
+// Verdicts of a scan (see [CleanseConfig.Verdict]).
+const (
+	// VerdictCombined flags a label that Neural Cleanse's outlier test
+	// flags, or that the data-free last-layer check ([LastLayer]) proposes
+	// and the scan's reversed trigger confirms.
+	VerdictCombined = "combined"
+	// VerdictNeuralCleanse flags only what Neural Cleanse's outlier test
+	// flags (the last-layer check is still reported).
+	VerdictNeuralCleanse = "neural-cleanse"
+)
+
 // DefaultMADAlpha is the family-wise false-flag level of the MADBonferroni
 // threshold.
 const DefaultMADAlpha = 0.05
@@ -127,6 +138,14 @@ type CleanseConfig struct {
 	// single pass) beside the configured one always.
 	MADScale string `json:"mad_scale,omitempty"`
 	MADRule  string `json:"mad_rule,omitempty"`
+	// Verdict is what the report's Flagged holds: VerdictCombined (default:
+	// the labels Neural Cleanse's outlier test flags, then the labels the
+	// data-free last-layer check proposes whose reversed trigger the scan
+	// confirms at a threshold corrected for the few candidates instead of
+	// all labels; see [CleanseReport.Detect]) or VerdictNeuralCleanse (the
+	// outlier test alone, as the original code). The report keeps each
+	// test's own flags (nc_flagged, last_layer.flagged) whatever the verdict.
+	Verdict string `json:"verdict,omitempty"`
 	// Labels to scan (nil: every label of the model). A shard of a scan.
 	Labels []int `json:"labels,omitempty"`
 	// Budget is BudgetFull (default) or BudgetFast.
@@ -235,6 +254,7 @@ func (c CleanseConfig) withDefaults() CleanseConfig {
 	orDefault(&c.MADRule, MADSingle)
 	orDefault(&c.MADThresholdRule, MADBonferroni)
 	orDefault(&c.MADAlpha, DefaultMADAlpha)
+	orDefault(&c.Verdict, VerdictCombined)
 	orDefault(&c.Budget, d.Budget)
 	orDefault(&c.ScreenSteps, d.ScreenSteps)
 	orDefault(&c.ScreenPatches, 64)
@@ -260,6 +280,9 @@ func (c CleanseConfig) Validate() error {
 	}
 	if c.MADThresholdRule != "" && c.MADThresholdRule != MADBonferroni && c.MADThresholdRule != MADFixed {
 		return configError(m, "MADThresholdRule", `"bonferroni" or "fixed"`, fmt.Sprintf("%q", c.MADThresholdRule))
+	}
+	if c.Verdict != "" && c.Verdict != VerdictCombined && c.Verdict != VerdictNeuralCleanse {
+		return configError(m, "Verdict", `"combined" or "neural-cleanse"`, fmt.Sprintf("%q", c.Verdict))
 	}
 	if c.MADAlpha < 0 || c.MADAlpha >= 1 || math.IsNaN(c.MADAlpha) {
 		return configError(m, "MADAlpha", "in (0, 1) (0: default 0.05)", c.MADAlpha)

@@ -332,3 +332,80 @@ func TestUnlearnStamps(t *testing.T) {
 		t.Errorf("stamp at strength 1.5 (clipped): %v", img)
 	}
 }
+
+// TestCleanseVerdictCombined: the default verdict is Neural Cleanse's flags,
+// then the labels the last-layer check proposes whose reversed trigger is
+// an outlier at the candidates' threshold max(2, z(1 - 0.05 / k)) for k
+// proposals (the multi-trigger case: the outlier test flags the planted
+// trigger, a second target at index 3 is below the 1283 labels' 3.95 but
+// proposed by the last layer; an ordinary label the last layer proposes
+// stays out); VerdictNeuralCleanse keeps the outlier test alone; each
+// test's own flags stay in the report; shards confirm the candidates they
+// hold and their merge equals the whole report.
+func TestCleanseVerdictCombined(t *testing.T) {
+	norms := normalNorms(1283)
+	const planted, second, ordinary, notScanned = 641, 5, 9, 1200
+	norms[planted] = 150 * math.Exp(-6*0.25)
+	norms[second] = 150 * math.Exp(-3*0.25)
+	norms[notScanned] = 150 * math.Exp(-3*0.25)
+	norms[ordinary] = 150
+	ll := &LastLayerReport{Method: "last-layer", Flagged: []int{second, planted, ordinary, notScanned}}
+	r := reportOf(norms[:1000], CleanseConfig{})
+	r.LastLayer = ll
+	r.Detect()
+	if want := MADBonferroniThreshold(0.05, 4); math.Abs(r.CandidateThreshold-want) > 1e-12 || want < 2.2 {
+		t.Errorf("candidate threshold %.4f, want z(1 - 0.05 / 4) = %.4f", r.CandidateThreshold, want)
+	}
+	if !slices.Equal(r.NCFlagged, []int{planted}) || !slices.Equal(r.Flagged, []int{planted, second}) {
+		t.Fatalf("combined: flagged %v (Neural Cleanse %v), want [%d %d]: the outlier test's first, %d ordinary, %d not in the report",
+			r.Flagged, r.NCFlagged, planted, second, ordinary, notScanned)
+	}
+	p, _ := r.Label(planted)
+	s, _ := r.Label(second)
+	o, _ := r.Label(ordinary)
+	if s.AnomalyIndex < 2.5 || s.AnomalyIndex > r.Threshold {
+		t.Fatalf("second target's index %.2f: the test needs it between 2.5 and the threshold %.2f", s.AnomalyIndex, r.Threshold)
+	}
+	if !p.Flagged || !p.NCFlagged || !p.LastLayerFlagged || !s.Flagged || s.NCFlagged || !s.LastLayerFlagged || o.Flagged || o.NCFlagged || !o.LastLayerFlagged {
+		t.Errorf("per-label flags: planted %+v, second %+v, ordinary %+v", p, s, o)
+	}
+	if got := r.ScanReport().Flagged; !slices.Equal(got, r.Flagged) {
+		t.Errorf("ScanReport flagged %v, want the verdict %v", got, r.Flagged)
+	}
+	r.Config.Verdict = VerdictNeuralCleanse
+	r.Detect()
+	if !slices.Equal(r.Flagged, []int{planted}) || !slices.Equal(r.NCFlagged, []int{planted}) || !r.Labels[second].LastLayerFlagged || r.Labels[second].Flagged {
+		t.Errorf("neural-cleanse verdict: flagged %v (Neural Cleanse %v), label %d %+v", r.Flagged, r.NCFlagged, second, r.Labels[second])
+	}
+	r.Config.Verdict = ""
+	r.LastLayer = nil
+	r.Detect()
+	if !slices.Equal(r.Flagged, []int{planted}) || r.CandidateThreshold != 0 {
+		t.Errorf("no last layer: flagged %v, candidate threshold %g", r.Flagged, r.CandidateThreshold)
+	}
+	if err := (CleanseConfig{Verdict: "either"}).Validate(); err == nil || !strings.Contains(err.Error(), "Verdict") {
+		t.Errorf("Verdict \"either\": error %v, want one naming Verdict", err)
+	}
+
+	// Three shards of all 1283 labels, and their merge.
+	full := reportOf(norms, CleanseConfig{})
+	full.LastLayer = ll
+	full.Detect()
+	var parts []*CleanseReport
+	for _, cut := range [][2]int{{0, 400}, {400, 900}, {900, 1283}} {
+		sh := &CleanseReport{LastLayer: ll}
+		sh.Labels = slices.Clone(full.Labels[cut[0]:cut[1]])
+		sh.Detect()
+		parts = append(parts, sh)
+	}
+	if !slices.Contains(parts[0].Flagged, second) || slices.Contains(parts[0].Flagged, notScanned) || !slices.Equal(parts[2].Flagged, []int{notScanned}) {
+		t.Errorf("shards flag %v, %v, %v: the candidates each holds", parts[0].Flagged, parts[1].Flagged, parts[2].Flagged)
+	}
+	merged, err := MergeCleanseReports(parts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(merged.Flagged, full.Flagged) || !slices.Equal(merged.NCFlagged, full.NCFlagged) || !slices.Equal(full.Flagged, []int{planted, second, notScanned}) {
+		t.Errorf("merged flags %v (Neural Cleanse %v), full scan %v (%v)", merged.Flagged, merged.NCFlagged, full.Flagged, full.NCFlagged)
+	}
+}

@@ -20,7 +20,8 @@
 //     outlier test, and the data-free check of the final dense layer
 //     ([LastLayer], after DFBScanner: Yu et al., "Lightweight and Fast
 //     Backdoor Model Detection", arXiv 2605.18907), which the Neural Cleanse
-//     report carries and whose flags its fast budget protects.
+//     report carries: its fast budget protects the check's flags and its
+//     verdict adds those the reversed triggers confirm.
 //
 // Every defence takes a Config: a plain struct whose zero fields take
 // documented defaults (a Default...Config function returns them filled in),

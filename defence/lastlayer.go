@@ -73,8 +73,9 @@ func (c LastLayerConfig) Validate() error {
 // trained from scratch on poisoned data, it finds nothing (no index above
 // 2.2 of 10 labels, threshold 2.81): the signal is the fine-tuning of a
 // trained classifier towards a target, not something every BadNet has. So
-// it complements Neural Cleanse (the fast budget protects its flagged
-// labels; the cleanse report carries it) and does not replace it. These
+// it complements Neural Cleanse and does not replace it: the fast budget
+// protects its flagged labels, and a scan's verdict takes them as
+// candidates that the reversed triggers must confirm ([CleanseReport.Detect]). These
 // indicators were chosen with the real BadNets in view (bias, mean weight,
 // sum of positive weights, column norm and largest weight were looked at):
 // treat its flags as evidence to confirm, like any scanner's.

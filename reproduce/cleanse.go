@@ -18,9 +18,12 @@ type CleanseResult struct {
 	// Report is the scan's folder (report.json, masks, patterns, triggers),
 	// relative to the output folder.
 	Report string `json:"report"`
-	// Flagged labels, most anomalous first; Targets the attacker's (known
-	// here, never read by the scan); Found and Missed compare them.
+	// Flagged labels, the scan's verdict (Neural Cleanse's flags, most
+	// anomalous first, then the last-layer check's); NCFlagged Neural
+	// Cleanse's alone; Targets the attacker's (known here, never read by
+	// the scan); Found and Missed compare them with Flagged.
 	Flagged   []int     `json:"flagged"`
+	NCFlagged []int     `json:"nc_flagged"`
 	Targets   []int     `json:"targets"`
 	Found     []int     `json:"found"`
 	Missed    []int     `json:"missed"`
@@ -92,7 +95,8 @@ func (r *Runner) cleanseOne(ctx context.Context, b Model) (*CleanseResult, error
 			return err
 		}
 		*res = CleanseResult{Model: b.Name, Report: rel, Flagged: append([]int{}, rep.Flagged...),
-			Targets: b.Targets, Threshold: rep.Threshold, Scale: rep.Config.MADScale, Budget: rep.Config.Budget,
+			NCFlagged: append([]int{}, rep.NCFlagged...),
+			Targets:   b.Targets, Threshold: rep.Threshold, Scale: rep.Config.MADScale, Budget: rep.Config.Budget,
 			Steps: rep.Config.MaxSteps, Images: rep.Images, Seconds: rep.Seconds, Found: []int{}, Missed: []int{}}
 		if rep.LastLayer != nil {
 			res.LastLayer = append([]int{}, rep.LastLayer.Flagged...)

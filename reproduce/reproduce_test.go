@@ -108,11 +108,16 @@ func checkTablesMatchResults(t *testing.T, out string) {
 		t.Errorf("table 3 has %d rows for %d scans", len(t3.Rows), len(res.NeuralCleanse))
 	}
 	// The zoo's BadNets, trained from scratch, leave no last-layer trace:
-	// the data-free check runs on every scan and flags nothing.
+	// the data-free check runs on every scan and flags nothing, so the
+	// verdict is Neural Cleanse's.
 	col := slices.Index(t3.Header, "last layer flags")
+	ncCol := slices.Index(t3.Header, "Neural Cleanse flags")
 	for i, c := range res.NeuralCleanse {
 		if c.LastLayer == nil || len(c.LastLayer) != 0 || col < 0 || t3.Rows[i][col] != "none" {
 			t.Errorf("table 3, %s: last layer flags %v, cell %q (column %d); want an empty list, \"none\"", c.Model, c.LastLayer, t3.Rows[i][max(col, 0)], col)
+		}
+		if !slices.Equal(c.Flagged, c.NCFlagged) || ncCol < 0 || t3.Rows[i][ncCol] != t3.Rows[i][1] {
+			t.Errorf("table 3, %s: flagged %v, Neural Cleanse's %v (column %d): want the same", c.Model, c.Flagged, c.NCFlagged, ncCol)
 		}
 	}
 }

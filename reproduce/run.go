@@ -360,8 +360,9 @@ const cacheVersion = "1"
 
 var experimentVersions = map[string]string{
 	// 2: the MAD threshold grows with the labels tested (Bonferroni); 3: the
-	// data-free last-layer check (reported, and protected by the fast budget).
-	ExpNeuralCleanse: "3",
+	// data-free last-layer check (reported, and protected by the fast budget);
+	// 4: the verdict adds the last-layer check's flags.
+	ExpNeuralCleanse: "4",
 }
 
 // cached returns the unit's result from Out/cache/<name>.json when it was

@@ -132,7 +132,7 @@ func Table2(st []STRIPResult) *Table {
 // Table3 is the paper's Table 3: the labels Neural Cleanse flags.
 func Table3(nc []CleanseResult) *Table {
 	t := &Table{Name: "table3", Title: "Table 3: labels Neural Cleanse flags",
-		Header: []string{"model", "flagged", "attacker's targets", "found", "missed", "last layer flags", "labels scanned", "threshold", "budget", "seconds", "paper flagged"}}
+		Header: []string{"model", "flagged", "attacker's targets", "found", "missed", "Neural Cleanse flags", "last layer flags", "labels scanned", "threshold", "budget", "seconds", "paper flagged"}}
 	for _, c := range nc {
 		pf, ok := paperTable3[c.Model]
 		paper := NA
@@ -143,11 +143,12 @@ func Table3(nc []CleanseResult) *Table {
 		if c.LastLayer != nil {
 			last = ints(c.LastLayer)
 		}
-		t.Rows = append(t.Rows, []string{c.Model, ints(c.Flagged), ints(c.Targets), ints(c.Found), ints(c.Missed), last,
+		t.Rows = append(t.Rows, []string{c.Model, ints(c.Flagged), ints(c.Targets), ints(c.Found), ints(c.Missed), ints(c.NCFlagged), last,
 			fmt.Sprint(len(c.Labels)), f2(c.Threshold), c.Budget, f2(c.Seconds), paper})
 	}
-	t.Notes = []string{"A label is flagged when its reversed trigger's L1 norm is below the median and its anomaly index (MAD of log norms) exceeds the threshold: max(2, z(1 - 0.05/n)) for n labels scanned (Bonferroni: at most a 5 % chance of any false flag). The clean model is a negative control.",
-		"Last layer flags: bbd's data-free check of the final dense layer (a label's bias or mean incoming weight an upper outlier, threshold max(2, z(1 - 0.05/2n)); after DFBScanner), all labels of the model, whatever the labels scanned; evidence beside the scan's verdict, which stays the flagged column."}
+	t.Notes = []string{"Flagged: the scan's verdict, the labels Neural Cleanse flags, then those the last-layer check proposes whose anomaly index passes max(2, z(1 - 0.05/k)) for its k proposals (at most a 10 % chance of any false flag in all). The clean model is a negative control.",
+		"Neural Cleanse flags: a label's reversed trigger's L1 norm is below the median and its anomaly index (MAD of log norms) exceeds the threshold: max(2, z(1 - 0.05/n)) for n labels scanned (Bonferroni).",
+		"Last layer flags: bbd's data-free check of the final dense layer (a label's bias or mean incoming weight an upper outlier, threshold max(2, z(1 - 0.05/2n)); after DFBScanner), over all labels of the model: the candidates the scan confirms or not."}
 	return t
 }
 

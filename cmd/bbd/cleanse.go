@@ -48,6 +48,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 	madScale := c.flags.String("mad", defence.MADLog, "scale of the MAD outlier test: log (ratios of norms) or linear (the original code); the original rule's result is reported too")
 	madRule := c.flags.String("mad-rule", defence.MADSingle, "single (one pass, as the original) or iterative (flag the most anomalous, take it out, test again)")
 	madThr, madAlpha := madThresholdFlags(c)
+	verdict := c.flags.String("verdict", defence.VerdictCombined, "what is flagged: combined (Neural Cleanse's flags, and the data-free last-layer check's candidates whose trigger the scan confirms) or neural-cleanse (the outlier test alone); both tests are reported")
 	confirm := c.flags.Bool("confirm", false, "settle every flag with a second initialisation (the flagged labels keep the larger of two norms)")
 	seed := c.flags.Uint64("seed", 0, "seed of the initial masks and patterns, image order and exploration")
 	out := c.flags.String("out", "", "report folder to create (required)")
@@ -81,7 +82,7 @@ func runCleanse(c *cmdEnv, args []string) error {
 	}
 	cfg := defence.CleanseConfig{Preset: *preset, Budget: *budget, MaxSteps: *steps, Slots: *slots, StepImages: *images,
 		Mask3D: *mask3d, Seed: *seed, Labels: ls, MADScale: *madScale, MADRule: *madRule, Confirm: *confirm,
-		MADThresholdRule: *madThr, MADAlpha: *madAlpha}
+		MADThresholdRule: *madThr, MADAlpha: *madAlpha, Verdict: *verdict}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -149,15 +150,16 @@ func printCleanse(w io.Writer, rep *defence.CleanseReport, dir string, asJSON bo
 		thrRule = fmt.Sprintf("Bonferroni: max(%g, z(1 - %g / %d))", fixedThreshold(rep), alphaOf(rep), len(rep.Labels))
 	}
 	fmt.Fprintf(w, "threshold: anomaly index > %.2f (%s)\n", rep.Threshold, thrRule)
-	if len(rep.Flagged) == 0 {
-		fmt.Fprintln(w, "flagged: none")
-	} else {
-		fmt.Fprintf(w, "flagged: %s\n", joinInts(rep.Flagged))
+	verdict := "Neural Cleanse, and the last layer's candidates it confirms"
+	if rep.Config.Verdict == defence.VerdictNeuralCleanse {
+		verdict = "Neural Cleanse alone"
 	}
+	fmt.Fprintf(w, "flagged (%s): %s\n", verdict, flaggedOrNone(rep.Flagged))
 	for _, l := range rep.Flagged {
 		f, _ := rep.Label(l)
-		fmt.Fprintf(w, "  label %d: L1 %.1f, anomaly index %.2f, attack success %.3f%s\n", l, f.L1, f.AnomalyIndex, f.AttackSuccess, boundNote(f))
+		fmt.Fprintf(w, "  label %d: L1 %.1f, anomaly index %.2f, attack success %.3f%s, flagged by %s\n", l, f.L1, f.AnomalyIndex, f.AttackSuccess, boundNote(f), flaggedBy(f, rep))
 	}
+	fmt.Fprintf(w, "Neural Cleanse alone: flagged %s\n", flaggedOrNone(rep.NCFlagged))
 	fmt.Fprintf(w, "anomaly index of the smallest norm: %.2f (%s, %s)\n", rep.AnomalyIndex, rep.Config.MADScale, rep.Config.MADRule)
 	if f := rep.Fixed; f != nil {
 		fmt.Fprintf(w, "fixed threshold %g (%s): flagged %s\n", f.Threshold, f.Rule, flaggedOrNone(f.Flagged))
@@ -312,12 +314,25 @@ func runCleanseLastLayer(c *cmdEnv, args []string) error {
 	return nil
 }
 
+// flaggedBy says how a label entered the verdict.
+func flaggedBy(f *defence.CleanseLabel, rep *defence.CleanseReport) string {
+	switch {
+	case f.NCFlagged && f.LastLayerFlagged:
+		return "Neural Cleanse and the last layer"
+	case f.LastLayerFlagged:
+		return fmt.Sprintf("the last layer, confirmed by its trigger (index > %.2f)", rep.CandidateThreshold)
+	default:
+		return "Neural Cleanse"
+	}
+}
+
 func runCleanseRescore(c *cmdEnv, args []string) error {
 	madScale := c.flags.String("mad", "", "scale of the MAD test: log or linear (default: the report's)")
 	madRule := c.flags.String("mad-rule", "", "single or iterative (default: the report's)")
 	madThr := c.flags.String("mad-threshold", "", "bonferroni or fixed (default: the report's; bonferroni for reports made before it existed)")
 	madAlpha := c.flags.Float64("mad-alpha", 0, "--mad-threshold bonferroni: the family-wise level (0: the report's, or 0.05)")
 	madFixed := c.flags.Float64("threshold", 0, "the fixed threshold, and the Bonferroni threshold's floor (0: the report's, 2)")
+	verdict := c.flags.String("verdict", "", "combined or neural-cleanse (default: the report's; combined for reports made before it existed)")
 	out := c.flags.String("out", "", "write the rescored report (masks and patterns included) into this new folder")
 	asJSON := c.flags.Bool("json", false, "print the rescored report as one JSON document")
 	pos, err := c.parse(args)
@@ -340,7 +355,7 @@ func runCleanseRescore(c *cmdEnv, args []string) error {
 	for _, o := range []struct {
 		dst *string
 		v   string
-	}{{&cfg.MADScale, *madScale}, {&cfg.MADRule, *madRule}, {&cfg.MADThresholdRule, *madThr}} {
+	}{{&cfg.MADScale, *madScale}, {&cfg.MADRule, *madRule}, {&cfg.MADThresholdRule, *madThr}, {&cfg.Verdict, *verdict}} {
 		if o.v != "" {
 			*o.dst = o.v
 		}
@@ -356,6 +371,9 @@ func runCleanseRescore(c *cmdEnv, args []string) error {
 	}
 	if cfg.MADAlpha == 0 {
 		cfg.MADAlpha = defence.DefaultMADAlpha
+	}
+	if cfg.Verdict == "" {
+		cfg.Verdict = defence.VerdictCombined
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)

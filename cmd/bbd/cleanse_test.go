@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,8 +75,10 @@ func TestCleanseCLI(t *testing.T) {
 // TestCleanseRescore applies the outlier test again to a saved report of
 // 200 labels (log norms spread evenly, one small): the default Bonferroni
 // threshold (3.48 for 200 labels) flags the small label only, the fixed
-// threshold 2 the lower tail too; --out writes the rescored report; bad
-// inputs are refused.
+// threshold 2 the lower tail too; the last-layer check's flag 12 (index 3,
+// above the candidates' threshold 2) joins the verdict unless --verdict
+// neural-cleanse, its flag 13 (an ordinary norm) does not; --out writes the
+// rescored report; bad inputs are refused.
 func TestCleanseRescore(t *testing.T) {
 	tmp := t.TempDir()
 	r := &defence.CleanseReport{Method: "neural-cleanse", Classes: 200, InputShape: [3]int{2, 2, 3}, MaskChannels: 1,
@@ -86,8 +89,12 @@ func TestCleanseRescore(t *testing.T) {
 		if l == 7 {
 			l1 = 100 * math.Exp(-6*0.25)
 		}
+		if l == 12 {
+			l1 = 100 * math.Exp(-3*0.25)
+		}
 		r.Labels = append(r.Labels, defence.CleanseLabel{Label: l, L1: l1, Exact: true, Mask: make([]float32, 4), Pattern: make([]float32, 12)})
 	}
+	r.LastLayer = &defence.LastLayerReport{Method: "last-layer", Layer: "output", Threshold: 4.11, Flagged: []int{12, 13}}
 	r.Detect()
 	dir := filepath.Join(tmp, "report")
 	if err := r.Write(dir); err != nil {
@@ -110,7 +117,8 @@ func TestCleanseRescore(t *testing.T) {
 	}
 	out := filepath.Join(tmp, "rescored")
 	text := mustBBD(t, "cleanse", "rescore", dir, "--mad-threshold", "bonferroni", "--out", out)
-	for _, want := range []string{"threshold: anomaly index > 3.48 (Bonferroni: max(2, z(1 - 0.05 / 200)))", "flagged: 7\n", "fixed threshold 2 (log, single pass): flagged 7, ", "report: " + out} {
+	for _, want := range []string{"threshold: anomaly index > 3.48 (Bonferroni: max(2, z(1 - 0.05 / 200)))", "flagged (Neural Cleanse, and the last layer's candidates it confirms): 7, 12\n",
+		"flagged by Neural Cleanse\n", "flagged by the last layer, confirmed by its trigger (index > 2.00)\n", "Neural Cleanse alone: flagged 7\n", "fixed threshold 2 (log, single pass): flagged 7, ", "report: " + out} {
 		if !strings.Contains(text, want) {
 			t.Errorf("rescore output lacks %q:\n%s", want, text)
 		}
@@ -119,8 +127,12 @@ func TestCleanseRescore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Flagged) != 1 || back.Flagged[0] != 7 || back.Config.MADThresholdRule != defence.MADBonferroni || len(back.Labels) != 200 {
-		t.Errorf("rescored report read back: flagged %v, rule %q, %d labels", back.Flagged, back.Config.MADThresholdRule, len(back.Labels))
+	if !slices.Equal(back.Flagged, []int{7, 12}) || !slices.Equal(back.NCFlagged, []int{7}) || back.Config.MADThresholdRule != defence.MADBonferroni || len(back.Labels) != 200 {
+		t.Errorf("rescored report read back: flagged %v (Neural Cleanse %v), rule %q, %d labels", back.Flagged, back.NCFlagged, back.Config.MADThresholdRule, len(back.Labels))
+	}
+	text = mustBBD(t, "cleanse", "rescore", out, "--verdict", "neural-cleanse")
+	if !strings.Contains(text, "flagged (Neural Cleanse alone): 7\n") {
+		t.Errorf("--verdict neural-cleanse:\n%s", text)
 	}
 	for _, c := range []struct {
 		args []string
@@ -130,6 +142,7 @@ func TestCleanseRescore(t *testing.T) {
 		{[]string{"cleanse", "rescore"}, 2, "one report folder"},
 		{[]string{"cleanse", "rescore", dir, "--mad-threshold", "max"}, 2, "MADThresholdRule"},
 		{[]string{"cleanse", "rescore", dir, "--mad-alpha", "2"}, 2, "MADAlpha"},
+		{[]string{"cleanse", "rescore", dir, "--verdict", "either"}, 2, "Verdict"},
 		{[]string{"cleanse", "rescore", tmp}, 1, "report " + tmp},
 		{[]string{"cleanse", "rescore", dir, "--out", out}, 1, "exists"},
 	} {

@@ -173,6 +173,14 @@ a model without a backdoor gets no flag with probability about 1 - alpha whateve
 number of labels; --mad-threshold fixed is the original code's 2. The fixed threshold's
 and the original rule's verdicts are reported beside.
 
+The verdict (--verdict combined, default): the labels that outlier test flags, then
+the labels the data-free last-layer check below proposes whose trigger is an
+outlier too at max(2, z(1 - alpha / k)) for k proposals (a test of k named
+candidates, not a search of n labels); a proposal the scan does not confirm stays
+out. A model without a backdoor gets a flag with probability at most 2 alpha.
+--verdict neural-cleanse keeps the outlier test alone. Both tests' own flags are
+always in the report (nc_flagged, last_layer).
+
 bbd cleanse rescore DIR applies the outlier test again to a saved report (the
 report's settings, the current defaults where it predates them, or the --mad flags
 given) without scanning: it prints the verdict, and with --out writes the rescored
@@ -184,13 +192,14 @@ bias or its mean incoming weight is an upper outlier (robust z-score above max(2
 z(1 - alpha / 2n))). A scan reports the same check as "last layer" and its fast
 budget optimises the labels it flags to the end. It found the real CSAW
 anonymous_1, anonymous_2 and multi-trigger targets (1 and 5, not 8) but not the
-sunglasses target, nor any zoo target: evidence beside Neural Cleanse, not
+sunglasses target, nor any zoo target: a second test beside Neural Cleanse, not
 instead of it.`,
 		examples: []string{
 			"bbd cleanse --model zoo/sunglasses --data zoo/data/clean_validation_data.h5 --out /tmp/nc",
 			"bbd cleanse merge /tmp/nc-a /tmp/nc-b --out /tmp/nc",
 			"bbd cleanse rescore /tmp/nc                               # the default threshold on an older report",
 			"bbd cleanse rescore /tmp/nc --mad-threshold fixed --out /tmp/nc-fixed",
+			"bbd cleanse rescore /tmp/nc --verdict neural-cleanse     # the outlier test alone",
 			"bbd cleanse lastlayer --model ../shared/badnets/anonymous_2_bd_weights.h5",
 			"bbd cleanse --unlearn --model zoo/sunglasses --report /tmp/nc --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
 		},
