@@ -113,8 +113,10 @@ func benchCleanse(w io.Writer, model, faces string, plain int, steps int) error 
 	}
 	fmt.Fprintf(w, "  %d labels exact, %d bounds; reference %d labels\n", exact, len(r.Labels)-exact, len(r.Reference))
 	fmt.Fprintf(w, "flagged (verdict %s): %v; Neural Cleanse alone (%s): %v; anomaly index of the smallest norm %.2f\n", r.Config.Verdict, r.Flagged, describeRule(r), r.NCFlagged, r.AnomalyIndex)
-	if ll := r.LastLayer; ll != nil {
+	if ll := r.LastLayer; ll != nil && len(ll.Flagged) > 0 {
 		fmt.Fprintf(w, "last layer proposes %v; its candidates need index > %.2f\n", ll.Flagged, r.CandidateThreshold)
+	} else if ll != nil {
+		fmt.Fprintln(w, "last layer proposes no label")
 	}
 	if r.Fixed != nil {
 		fmt.Fprintf(w, "flagged (%s, fixed threshold %g): %v\n", r.Fixed.Rule, r.Fixed.Threshold, r.Fixed.Flagged)
