@@ -354,17 +354,11 @@ func (r *CleanseReport) Detect() {
 			}
 		}
 		if k := len(r.LastLayer.Flagged); k > 0 {
-			r.CandidateThreshold = fixed
-			if how != MADFixed {
-				r.CandidateThreshold = max(fixed, MADBonferroniThreshold(r.alpha(), k))
-			}
+			r.CandidateThreshold, _ = r.thresholdFor(k)
 		}
 	}
 	if r.Config.Verdict != VerdictNeuralCleanse {
-		scale := func(v float64) float64 { return v }
-		if logScale {
-			scale = func(v float64) float64 { return math.Log(max(v, 1e-6)) }
-		}
+		scale := normScale(logScale)
 		for _, l := range lastFlagged {
 			i := slices.IndexFunc(r.Labels, func(c CleanseLabel) bool { return c.Label == l })
 			if !slices.Contains(r.Flagged, l) && scale(r.Labels[i].L1) < cfgRes.Median && cfgRes.Indices[i] > r.CandidateThreshold {
@@ -388,8 +382,13 @@ func (r *CleanseReport) Detect() {
 	}
 }
 
-// threshold is the configured rule's index threshold and its description.
-func (r *CleanseReport) threshold() (float64, string) {
+// threshold is the configured rule's index threshold for the report's
+// labels and its description.
+func (r *CleanseReport) threshold() (float64, string) { return r.thresholdFor(len(r.Labels)) }
+
+// thresholdFor is the configured rule's index threshold for n tests (the
+// labels of the report, or the last layer's candidates) and its description.
+func (r *CleanseReport) thresholdFor(n int) (float64, string) {
 	fixed := r.Config.MADThreshold
 	if fixed == 0 {
 		fixed = 2
@@ -397,17 +396,19 @@ func (r *CleanseReport) threshold() (float64, string) {
 	if r.Config.MADThresholdRule == MADFixed {
 		return fixed, MADFixed
 	}
-	alpha := r.alpha()
-	n := len(r.Labels)
+	alpha := r.Config.MADAlpha
+	if alpha == 0 {
+		alpha = DefaultMADAlpha
+	}
 	return max(fixed, MADBonferroniThreshold(alpha, n)), fmt.Sprintf("%s, alpha %g, %d labels", MADBonferroni, alpha, n)
 }
 
-// alpha is the configured family-wise level.
-func (r *CleanseReport) alpha() float64 {
-	if r.Config.MADAlpha == 0 {
-		return DefaultMADAlpha
+// normScale maps a norm to the scale of the outlier test.
+func normScale(logScale bool) func(float64) float64 {
+	if logScale {
+		return func(v float64) float64 { return math.Log(max(v, 1e-6)) }
 	}
-	return r.Config.MADAlpha
+	return func(v float64) float64 { return v }
 }
 
 // outliers runs one rule over the report's labels (sorted by label).
@@ -417,10 +418,9 @@ func (r *CleanseReport) outliers(logScale, iterative bool, thr float64, how stri
 		ref[l] = true
 	}
 	res := MADResult{Rule: "linear", Flagged: []int{}, Threshold: thr, ThresholdRule: how}
-	scale := func(v float64) float64 { return v }
+	scale := normScale(logScale)
 	if logScale {
 		res.Rule = "log"
-		scale = func(v float64) float64 { return math.Log(max(v, 1e-6)) }
 	}
 	if iterative {
 		res.Rule += ", iterative"
