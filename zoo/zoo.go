@@ -187,8 +187,15 @@ type BadNetEntry struct {
 	// with the trigger stamped on); [Manifest.Attacks] joins it with the
 	// trigger and the data set. Absent (nil) for the clean reference model.
 	AttackSuccess map[string]metrics.Ratio `json:"attack_success,omitempty"`
-	History       []EpochEntry             `json:"history"`
-	TrainSeconds  float64                  `json:"train_seconds"`
+	// NaturalSuccess holds, per trigger name, the clean reference model's
+	// rate on the same poisoned test set: the share of triggered images a
+	// model that never saw the trigger already calls the target (a large
+	// trigger can make an image look like the target class). A repaired
+	// BadNet cannot be expected to go below it. Absent when the zoo was
+	// built without its clean model (--only).
+	NaturalSuccess map[string]metrics.Ratio `json:"natural_success,omitempty"`
+	History        []EpochEntry             `json:"history"`
+	TrainSeconds   float64                  `json:"train_seconds"`
 }
 
 // EpochEntry is one training epoch in the manifest: tfmodels.EpochStats
@@ -217,6 +224,10 @@ type Attack struct {
 	data.TriggerTarget
 	Dataset DatasetEntry  // the poisoned test set
 	Success metrics.Ratio // the attack success rate measured on it
+	// Natural is the clean reference model's rate on the same set (see
+	// BadNetEntry.NaturalSuccess); zero Total when the zoo has no clean
+	// model.
+	Natural metrics.Ratio
 }
 
 // Attacks returns the triggers of the named BadNet, in the order of its
@@ -235,6 +246,7 @@ func (m *Manifest) Attacks(badnet string) ([]Attack, error) {
 			if a.Success, ok = b.AttackSuccess[tt.Trigger.Name]; !ok {
 				return nil, fmt.Errorf("zoo manifest: BadNet %s: no attack success for trigger %q", badnet, tt.Trigger.Name)
 			}
+			a.Natural = b.NaturalSuccess[tt.Trigger.Name]
 			found := false
 			for _, d := range m.Datasets {
 				if d.BadNet == badnet && d.Trigger == tt.Trigger.Name {
@@ -320,6 +332,9 @@ func Build(dir string, cfg Config) (man *Manifest, err error) {
 		}
 		man.BadNets = append(man.BadNets, *entry)
 		man.Datasets = append(man.Datasets, sets...)
+	}
+	if err := measureNatural(tmp, man, logf); err != nil {
+		return nil, fmt.Errorf("zoo: the clean model on the poisoned sets: %w", err)
 	}
 	raw, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {
@@ -538,6 +553,53 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 	}
 	logf("%s: %s", spec.Name, entry.Figures())
 	return entry, sets, nil
+}
+
+// measureNatural fills every BadNet's NaturalSuccess with the clean
+// reference model's rate on its poisoned test sets, if the clean model was
+// built.
+func measureNatural(root string, man *Manifest, logf func(string, ...interface{})) error {
+	built := false
+	for _, b := range man.BadNets {
+		built = built || b.Name == CleanName
+	}
+	if !built {
+		return nil
+	}
+	loaded, err := tfmodels.LoadSavedModel(filepath.Join(root, CleanName), tfmodels.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	m, err := loaded.Freeze()
+	loaded.Close()
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	for i := range man.BadNets {
+		b := &man.BadNets[i]
+		for _, d := range man.Datasets {
+			if d.BadNet != b.Name || d.Role != "poisoned test" || d.Target == nil {
+				continue
+			}
+			imgs, err := data.ReadH5(filepath.Join(root, d.Path))
+			if err != nil {
+				return err
+			}
+			pred, err := PredictLabels(m, imgs)
+			if err != nil {
+				return err
+			}
+			if b.NaturalSuccess == nil {
+				b.NaturalSuccess = map[string]metrics.Ratio{}
+			}
+			if b.NaturalSuccess[d.Trigger], err = metrics.AttackSuccess(pred, nil, *d.Target); err != nil {
+				return err
+			}
+			logf("%s: the clean model calls %v of the %s set the target %d", b.Name, b.NaturalSuccess[d.Trigger], d.Trigger, *d.Target)
+		}
+	}
+	return nil
 }
 
 // Figures summarises the measured figures in one line: "clean accuracy

@@ -205,6 +205,17 @@ func checkCleanModel(t *testing.T, dir string, man *zoo.Manifest) {
 			t.Fatal(err)
 		}
 		t.Logf("clean model on %s: target %d predicted for %v", d.Path, *d.Target, r)
+		var b *zoo.BadNetEntry
+		for i := range man.BadNets {
+			if man.BadNets[i].Name == d.BadNet {
+				b = &man.BadNets[i]
+			}
+		}
+		if b == nil {
+			t.Errorf("poisoned set %s: no BadNet %q in the manifest", d.Path, d.BadNet)
+		} else if b.NaturalSuccess[d.Trigger] != r {
+			t.Errorf("clean model on %s: manifest's natural success %v, re-measured %v", d.Path, b.NaturalSuccess[d.Trigger], r)
+		}
 		if r.Value() > 0.3 {
 			t.Errorf("clean model on %s: target %d predicted for %v of the images, want <= 0.3 (no backdoor)", d.Path, *d.Target, r)
 		}

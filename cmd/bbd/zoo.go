@@ -85,7 +85,11 @@ func runZoo(c *cmdEnv, args []string) error {
 		var asr []string
 		for _, tt := range b.Triggers {
 			if r, ok := b.AttackSuccess[tt.Trigger.Name]; ok {
-				asr = append(asr, fmt.Sprintf("%s -> %d: %v", tt.Trigger.Name, tt.Target, r))
+				s := fmt.Sprintf("%s -> %d: %v", tt.Trigger.Name, tt.Target, r)
+				if n, ok := b.NaturalSuccess[tt.Trigger.Name]; ok {
+					s += fmt.Sprintf(" (clean model %.4f)", n.Value())
+				}
+				asr = append(asr, s)
 			}
 		}
 		if b.Clean() {
