@@ -80,6 +80,9 @@ func TestReducedZoo(t *testing.T) {
 			if a.Success.Value() < 0.8 {
 				t.Errorf("%s: attack success %v with trigger %s, want >= 0.8", b.Name, a.Success, a.Trigger.Name)
 			}
+			if want, ok := b.NaturalSuccess[a.Trigger.Name]; (len(cfg.Only) == 0 && !ok) || a.Natural != want {
+				t.Errorf("%s, %s: Attacks' natural success %v, manifest %v (%v)", b.Name, a.Trigger.Name, a.Natural, want, ok)
+			}
 			// Every image of the poisoned set counts: none is of the target class.
 			if a.Success.Total != a.Dataset.Images || a.Dataset.Target == nil || *a.Dataset.Target != a.Target {
 				t.Errorf("%s, %s: attack success %v on %+v (target %d)", b.Name, a.Trigger.Name, a.Success, a.Dataset, a.Target)
