@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -508,12 +509,7 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 
 	// Measure on the exported SavedModel, reloaded and frozen, as bbd predict
 	// does.
-	loaded, err := tfmodels.LoadSavedModel(modelDir, tfmodels.LoadOptions{})
-	if err != nil {
-		return nil, nil, err
-	}
-	saved, err := loaded.Freeze()
-	loaded.Close()
+	saved, err := loadFrozen(modelDir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -555,23 +551,25 @@ func buildOne(root string, spec BadNetSpec, train, test *data.Images, cfg Config
 	return entry, sets, nil
 }
 
+// loadFrozen reloads an exported SavedModel and freezes it: the model as
+// bbd predict runs it, which the zoo's figures are measured on.
+func loadFrozen(dir string) (*tfmodels.Model, error) {
+	loaded, err := tfmodels.LoadSavedModel(dir, tfmodels.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer loaded.Close()
+	return loaded.Freeze()
+}
+
 // measureNatural fills every BadNet's NaturalSuccess with the clean
 // reference model's rate on its poisoned test sets, if the clean model was
 // built.
 func measureNatural(root string, man *Manifest, logf func(string, ...interface{})) error {
-	built := false
-	for _, b := range man.BadNets {
-		built = built || b.Name == CleanName
-	}
-	if !built {
+	if !slices.ContainsFunc(man.BadNets, func(b BadNetEntry) bool { return b.Name == CleanName }) {
 		return nil
 	}
-	loaded, err := tfmodels.LoadSavedModel(filepath.Join(root, CleanName), tfmodels.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	m, err := loaded.Freeze()
-	loaded.Close()
+	m, err := loadFrozen(filepath.Join(root, CleanName))
 	if err != nil {
 		return err
 	}
