@@ -68,6 +68,14 @@ type FinePruneConfig struct {
 	// 1e-3), 10 epochs, batch 128 (TensorFlow Model Optimization's recipe
 	// as the authors ran it).
 	FineTune tfmodels.TrainSettings
+	// Distill, when positive, fine-tunes on soft targets: each clean
+	// example's one-hot label mixed with the unpruned model's predicted
+	// probabilities, (1-Distill)*label + Distill*prediction (knowledge
+	// distillation from the model being repaired, on clean data only; the
+	// trigger never appears in it, so the backdoor is not taught back). The
+	// predictions carry what the model learnt from its full training set,
+	// which a few thousand clean images alone do not. Zero: plain labels.
+	Distill float64
 	// InitialSparsity and FinalSparsity bound PruneWeight's schedule. Zero:
 	// 0.5 and 0.8.
 	InitialSparsity, FinalSparsity float64
@@ -186,6 +194,9 @@ func (c FinePruneConfig) Validate() error {
 	if c.InitialSparsity < 0 || c.InitialSparsity >= 1 || c.FinalSparsity < 0 || c.FinalSparsity >= 1 {
 		return configError(m, "InitialSparsity/FinalSparsity", "values in [0, 1)", fmt.Sprint(c.InitialSparsity, "/", c.FinalSparsity))
 	}
+	if c.Distill < 0 || c.Distill > 1 {
+		return configError(m, "Distill", "a weight in [0, 1]", c.Distill)
+	}
 	if c.PruneEvery < 0 {
 		return configError(m, "PruneEvery", "a positive number of steps", c.PruneEvery)
 	}
@@ -243,6 +254,7 @@ type FinePruneReport struct {
 		Momentum     float64 `json:"momentum,omitempty"`
 		Epochs       int     `json:"epochs"`
 		BatchSize    int     `json:"batch_size"`
+		Distill      float64 `json:"distill,omitempty"`
 		Examples     int     `json:"examples"`
 		HoldOut      int     `json:"holdout"`
 	} `json:"fine_tune"`
@@ -312,6 +324,13 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	rep = &FinePruneReport{PruneMethod: cfg.Method, Layers: layers}
 	rep.FineTune.Optimizer, rep.FineTune.LearningRate, rep.FineTune.Momentum = cfg.FineTune.Optimizer.Kind, cfg.FineTune.Optimizer.LearningRate, cfg.FineTune.Optimizer.Momentum
 	rep.FineTune.Epochs, rep.FineTune.BatchSize, rep.FineTune.Examples, rep.FineTune.HoldOut = cfg.FineTune.Epochs, cfg.FineTune.BatchSize, tune.Len(), hold.Len()
+	rep.FineTune.Distill = cfg.Distill
+	if cfg.Distill > 0 {
+		// The teacher is m itself, before any pruning.
+		if tune, err = distilled(ctx, m, tune, cfg.Distill); err != nil {
+			return nil, nil, fmt.Errorf("fine-pruning: distillation targets: %w", err)
+		}
+	}
 
 	// The working model: m's architecture and weights with the pruning masks
 	// (and any masks m already had).
@@ -749,6 +768,68 @@ func splitExamples(ex Examples, k int, seed uint64) (tune, hold Examples, err er
 	slices.Sort(hi)
 	slices.Sort(ti)
 	return &subset{ex: ex, idx: ti}, &subset{ex: ex, idx: hi}, nil
+}
+
+// softExamples are examples with soft targets (tfmodels.SoftExamples):
+// each label's one-hot mixed with a teacher's probabilities.
+type softExamples struct {
+	Examples
+	probs   []float32 // teacher probabilities, Len() x classes
+	labels  []int32
+	classes int
+	weight  float64
+}
+
+// distilled returns ex with soft targets mixing each label with weight of
+// teacher's predicted probabilities.
+func distilled(ctx context.Context, teacher *tfmodels.Model, ex Examples, weight float64) (*softExamples, error) {
+	n, k := ex.Len(), teacher.NumClasses
+	h, w, c := teacher.InputShape[0], teacher.InputShape[1], teacher.InputShape[2]
+	const chunk = 512
+	probs, labels := make([]float32, 0, n*k), make([]int32, n)
+	for start := 0; start < n; start += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		end := min(start+chunk, n)
+		idx := make([]int, end-start)
+		for i := range idx {
+			idx[i] = start + i
+		}
+		x := make([]float32, len(idx)*h*w*c)
+		if err := ex.Gather(idx, x, labels[start:end]); err != nil {
+			return nil, err
+		}
+		p, err := teacher.Predict(x, len(idx))
+		if err != nil {
+			return nil, err
+		}
+		probs = append(probs, p...)
+	}
+	return &softExamples{Examples: ex, probs: probs, labels: labels, classes: k, weight: weight}, nil
+}
+
+// Targets implements tfmodels.SoftExamples.
+func (s *softExamples) Targets(idx []int, classes int, t []float32) error {
+	if classes != s.classes {
+		return fmt.Errorf("soft targets: %d classes asked, the teacher has %d", classes, s.classes)
+	}
+	a := float32(s.weight)
+	for r, i := range idx {
+		if l := s.labels[i]; l < 0 || int(l) >= classes {
+			return &tfmodels.InputError{Input: fmt.Sprintf("label of example %d", i), Expected: fmt.Sprintf("a class in [0, %d)", classes), Found: fmt.Sprint(l)}
+		}
+		row := t[r*classes : (r+1)*classes]
+		var sum float32
+		for j := range row {
+			row[j] = a * s.probs[i*classes+j]
+			sum += row[j]
+		}
+		// The teacher's row may not sum to exactly 1 in float32: the
+		// label takes the rest, so the target is a distribution.
+		row[s.labels[i]] += 1 - sum
+	}
+	return nil
 }
 
 // subset is a view of some examples of another Examples.

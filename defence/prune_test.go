@@ -170,7 +170,7 @@ func TestFinePruneWeights(t *testing.T) {
 }
 
 func TestFinePruneConfig(t *testing.T) {
-	for _, c := range []defence.FinePruneConfig{{Method: "neurons"}, {Fractions: []float64{1.2}}, {HoldOut: 1}, {Layers: []string{"nope"}}} {
+	for _, c := range []defence.FinePruneConfig{{Method: "neurons"}, {Fractions: []float64{1.2}}, {HoldOut: 1}, {Layers: []string{"nope"}}, {Distill: 1.5}, {Distill: -0.1}} {
 		m, val, _ := zooBadNet(t, "sunglasses")
 		if _, err := prune(t, m, val, nil, c); !errors.Is(err, defence.ErrConfig) {
 			t.Errorf("config %+v: error %v, want ErrConfig", c, err)

@@ -20,6 +20,19 @@ type Examples interface {
 	Gather(idx []int, x []float32, labels []int32) error
 }
 
+// SoftExamples are Examples that also carry a target distribution over the
+// classes per example. Train fits the model to those targets (the
+// cross-entropy against a distribution instead of a one-hot label), as in
+// knowledge distillation (Hinton, Vinyals and Dean, "Distilling the Knowledge
+// in a Neural Network", 2015); accuracy is still counted against the labels.
+type SoftExamples interface {
+	Examples
+	// Targets writes the target distributions of the examples idx, in order,
+	// into t (len(idx)*classes float32, each row non-negative and summing
+	// to 1).
+	Targets(idx []int, classes int, t []float32) error
+}
+
 // Optimizer kinds.
 const (
 	SGD  = "sgd"
@@ -106,6 +119,7 @@ type History struct {
 // lossOps are the evaluation ops shared by training and Evaluate.
 type lossOps struct {
 	labels  tf.Output // "train/labels": int32 [-1]
+	targets tf.Output // "train/onehot": the labels one-hot, fed directly with soft targets
 	loss    tf.Output // "train/loss": mean cross-entropy
 	correct tf.Output // "train/correct": number of correct predictions
 }
@@ -122,7 +136,7 @@ func (m *Model) ensureLoss() (*lossOps, error) {
 	g := m.Graph
 	name := func(n string) string { return scoped(m.Scope, "train/"+n) }
 	if op := g.Operation(name("loss")); op != nil { // a reloaded model trained before
-		l := &lossOps{labels: g.Operation(name("labels")).Output(0), loss: op.Output(0), correct: g.Operation(name("correct")).Output(0)}
+		l := &lossOps{labels: g.Operation(name("labels")).Output(0), targets: g.Operation(name("onehot")).Output(0), loss: op.Output(0), correct: g.Operation(name("correct")).Output(0)}
 		m.shared.losses[m.Scope] = l
 		return l, nil
 	}
@@ -133,6 +147,7 @@ func (m *Model) ensureLoss() (*lossOps, error) {
 	on := b.constant("on", float32(1))
 	off := b.constant("off", float32(0))
 	onehot := b.out("onehot", "OneHot", map[string]interface{}{"axis": int64(-1)}, l.labels, depth, on, off)
+	l.targets = onehot
 	var xent tf.Output
 	if op := b.op("xent", "SoftmaxCrossEntropyWithLogits", []tf.Input{m.Logits, onehot}, nil); op != nil {
 		xent = op.Output(0)
@@ -211,6 +226,28 @@ func (m *Model) feeds(ex Examples, idx []int, labels tf.Output) (map[tf.Output]*
 		return nil, err
 	}
 	return map[tf.Output]*tf.Tensor{m.Input: xt, labels: yt}, nil
+}
+
+// softTargets reads and checks the target distributions of the examples idx.
+func (m *Model) softTargets(ex SoftExamples, idx []int) (*tf.Tensor, error) {
+	k := m.NumClasses
+	t := make([]float32, len(idx)*k)
+	if err := ex.Targets(idx, k, t); err != nil {
+		return nil, err
+	}
+	for i := range idx {
+		sum := 0.0
+		for _, v := range t[i*k : (i+1)*k] {
+			if !(v >= 0 && v <= 1) {
+				return nil, &InputError{Input: fmt.Sprintf("soft target of example %d", idx[i]), Expected: "probabilities in [0, 1]", Found: fmt.Sprint(v)}
+			}
+			sum += float64(v)
+		}
+		if math.Abs(sum-1) > 1e-3 {
+			return nil, &InputError{Input: fmt.Sprintf("soft target of example %d", idx[i]), Expected: "probabilities summing to 1", Found: fmt.Sprintf("a sum of %.4g", sum)}
+		}
+	}
+	return float32Tensor(t, []int64{int64(len(idx)), int64(k)})
 }
 
 // trainable resolves TrainSettings.Train/Freeze to variables.
@@ -327,6 +364,13 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 			feeds, err := m.feeds(ex, idx, l.labels)
 			if err != nil {
 				return h, err
+			}
+			if soft, ok := ex.(SoftExamples); ok {
+				// Feeding the one-hot tensor replaces it for this step: the
+				// loss becomes the cross-entropy against the soft targets.
+				if feeds[l.targets], err = m.softTargets(soft, idx); err != nil {
+					return h, err
+				}
 			}
 			// The loss and accuracy are those of the batch before the update.
 			res, err := opt.Step(feeds, l.loss, l.correct)

@@ -37,19 +37,26 @@ func TestTrainMatchesKeras(t *testing.T) {
 	dirs := []string{"clean", "sunglasses"}
 	ex := realFaces(t, dirs...)
 	for _, tc := range []struct {
-		opt    tfmodels.OptimizerSettings
-		batch  int
-		pyArgs []string
+		name    string
+		opt     tfmodels.OptimizerSettings
+		batch   int
+		distill float64 // soft targets: this weight of the starting model's predictions
+		pyArgs  []string
 	}{
-		{tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 0.01, Momentum: 0.9}, 16, []string{"--opt", "sgd", "--lr", "0.01", "--momentum", "0.9", "--batch", "16"}},
-		{tfmodels.OptimizerSettings{Kind: tfmodels.Adam, LearningRate: 0.0005}, 32, []string{"--opt", "adam", "--lr", "0.0005", "--batch", "32"}},
+		{"sgd", tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 0.01, Momentum: 0.9}, 16, 0, []string{"--opt", "sgd", "--lr", "0.01", "--momentum", "0.9", "--batch", "16"}},
+		{"adam", tfmodels.OptimizerSettings{Kind: tfmodels.Adam, LearningRate: 0.0005}, 32, 0, []string{"--opt", "adam", "--lr", "0.0005", "--batch", "32"}},
+		{"sgd-soft-targets", tfmodels.OptimizerSettings{Kind: tfmodels.SGD, LearningRate: 0.01, Momentum: 0.9}, 16, 0.5, []string{"--opt", "sgd", "--lr", "0.01", "--momentum", "0.9", "--batch", "16", "--distill", "0.5"}},
 	} {
-		t.Run(tc.opt.Kind, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			m, err := tfmodels.ImportKerasH5(badnetPath("sunglasses"), nil, tfmodels.BuildOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
+			var ex tfmodels.Examples = ex
+			if tc.distill > 0 {
+				ex = softTargets(t, m, ex.(*data.Images), tc.distill)
+			}
 			h, err := m.Train(ex, tfmodels.TrainSettings{Optimizer: tc.opt, BatchSize: tc.batch, NoShuffle: true})
 			if err != nil {
 				t.Fatal(err)
@@ -84,7 +91,7 @@ func TestTrainMatchesKeras(t *testing.T) {
 				}
 			}
 			t.Logf("%s: Go loss %.5f, Keras loss %.5f; max |w_Go - w_Keras| = %.3g (weights moved up to %.3g)",
-				tc.opt.Kind, h.Epochs[0].Loss, ref.Loss[0], maxDiff, maxMove)
+				tc.name, h.Epochs[0].Loss, ref.Loss[0], maxDiff, maxMove)
 			if maxMove < 1e-3 {
 				t.Errorf("training barely moved the weights (%g): the comparison would prove nothing", maxMove)
 			}
@@ -96,6 +103,45 @@ func TestTrainMatchesKeras(t *testing.T) {
 			}
 		})
 	}
+}
+
+// softExamples give each image (1-w) of its one-hot label plus w of a
+// model's predicted probabilities as its training target.
+type softExamples struct {
+	*data.Images
+	targets []float32
+}
+
+func (s *softExamples) Targets(idx []int, classes int, t []float32) error {
+	for r, i := range idx {
+		copy(t[r*classes:(r+1)*classes], s.targets[i*classes:(i+1)*classes])
+	}
+	return nil
+}
+
+func softTargets(t *testing.T, m *tfmodels.Model, ex *data.Images, w float64) *softExamples {
+	t.Helper()
+	idx := make([]int, ex.Len())
+	for i := range idx {
+		idx[i] = i
+	}
+	x := make([]float32, len(idx)*m.InputShape[0]*m.InputShape[1]*m.InputShape[2])
+	labels := make([]int32, len(idx))
+	if err := ex.Gather(idx, x, labels); err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Predict(x, len(idx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := m.NumClasses
+	for i, l := range labels {
+		for j := 0; j < k; j++ {
+			p[i*k+j] *= float32(w)
+		}
+		p[i*k+int(l)] += float32(1 - w)
+	}
+	return &softExamples{Images: ex, targets: p}
 }
 
 // TestFineTuneLowersLoss fine-tunes an imported CSAW BadNet on real faces and

@@ -5,7 +5,10 @@ weights in the CSAW layout (/<layer>/<layer>/{kernel,bias}:0) to --out and print
 JSON {"loss": [...per epoch...]}.
 
 usage: train_oracle.py --weights W --out OUT.h5 --opt sgd|adam --lr LR
-       [--momentum M] [--batch B] [--epochs E] dir...
+       [--momentum M] [--batch B] [--epochs E] [--distill W] dir...
+
+--distill W trains on soft targets: (1-W) * one-hot label + W * the starting
+model's softmax predictions (bbd's fine-tuning with distillation).
 """
 import argparse
 import json
@@ -25,6 +28,7 @@ ap.add_argument("--lr", type=float, default=0.01)
 ap.add_argument("--momentum", type=float, default=0.0)
 ap.add_argument("--batch", type=int, default=32)
 ap.add_argument("--epochs", type=int, default=1)
+ap.add_argument("--distill", type=float, default=0.0)
 ap.add_argument("dirs", nargs="+")
 a = ap.parse_args()
 
@@ -43,7 +47,16 @@ load_csaw_weights(model, a.weights)
 model.get_layer("output").activation = keras.activations.linear
 opt = (keras.optimizers.SGD(learning_rate=a.lr, momentum=a.momentum) if a.opt == "sgd"
        else keras.optimizers.Adam(learning_rate=a.lr))
-model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+if a.distill > 0:
+    logits = model.predict(x, batch_size=256, verbose=0).astype(np.float64)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    onehot = np.eye(logits.shape[1])[y]
+    y = ((1 - a.distill) * onehot + a.distill * p).astype(np.float32)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+else:
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+model.compile(optimizer=opt, loss=loss)
 hist = model.fit(x, y, batch_size=a.batch, epochs=a.epochs, shuffle=False, verbose=0)
 with h5py.File(a.out, "w") as f:
     for layer in model.layers:
