@@ -76,6 +76,12 @@ type FinePruneConfig struct {
 	// predictions carry what the model learnt from its full training set,
 	// which a few thousand clean images alone do not. Zero: plain labels.
 	Distill float64
+	// Refit, after the fraction is chosen, fine-tunes that fraction once
+	// more from the BadNet on all the clean data, the held-out part
+	// included, and returns that model (PruneUnit, PruneChannel): the
+	// held-out images chose the fraction, and then teach the repair too.
+	// The report keeps the sweep's figures and adds the refit model's.
+	Refit bool
 	// InitialSparsity and FinalSparsity bound PruneWeight's schedule. Zero:
 	// 0.5 and 0.8.
 	InitialSparsity, FinalSparsity float64
@@ -90,7 +96,7 @@ type FinePruneConfig struct {
 
 // PruneProgress reports where a fine-pruning run is.
 type PruneProgress struct {
-	Stage    string  // "scoring", "pruned", "fine-tuning", "fine-tuned"
+	Stage    string  // "scoring", "pruned", "fine-tuning", "fine-tuned"; with Refit then "refitting", "refitted"
 	Fraction float64 // the fraction being worked on
 	Index    int     // 1-based index of the fraction in the sweep
 	Count    int     // fractions in the sweep
@@ -243,12 +249,16 @@ type FinePruneReport struct {
 	// Rule says how Fraction was chosen; WithinBudget is false when no
 	// fraction kept the held-out accuracy within MaxAccuracyDrop (the one
 	// with the best held-out accuracy was taken).
-	Rule         string       `json:"rule"`
-	WithinBudget bool         `json:"within_budget"`
-	Original     PruneScores  `json:"original"`
-	Chosen       PruneScores  `json:"chosen"`
-	Sweep        []SweepPoint `json:"sweep"`
-	FineTune     struct {
+	Rule         string      `json:"rule"`
+	WithinBudget bool        `json:"within_budget"`
+	Original     PruneScores `json:"original"`
+	Chosen       PruneScores `json:"chosen"`
+	// Refit, with FinePruneConfig.Refit, are the figures of the returned
+	// model, fine-tuned on all the clean data at the chosen fraction (its
+	// HoldOutAccuracy is on data it was fine-tuned on, so not reported).
+	Refit    *PruneScores `json:"refit,omitempty"`
+	Sweep    []SweepPoint `json:"sweep"`
+	FineTune struct {
 		Optimizer    string  `json:"optimizer"`
 		LearningRate float64 `json:"learning_rate"`
 		Momentum     float64 `json:"momentum,omitempty"`
@@ -403,15 +413,18 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 		if cfg.Fraction > 0 {
 			fractions = []float64{cfg.Fraction}
 		}
+		// maskedAt is the BadNet's weights with fraction f pruned.
+		maskedAt := func(f float64) tfmodels.Weights {
+			w := cloneWeights(base)
+			for _, l := range layers {
+				w[l+"/"+kind].Values = lowestMask(scores[l], f)
+			}
+			return w
+		}
 		weights := make([]tfmodels.Weights, len(fractions))
 		for i, f := range fractions {
 			t0 := time.Now()
-			w := cloneWeights(base)
-			for _, l := range layers {
-				key := l + "/" + kind
-				w[key].Values = lowestMask(scores[l], f)
-			}
-			if err := work.SetWeights(w); err != nil {
+			if err := work.SetWeights(maskedAt(f)); err != nil {
 				return nil, nil, err
 			}
 			pt := SweepPoint{Fraction: f}
@@ -442,6 +455,12 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 		chosen := chooseFraction(rep, cfg)
 		best = weights[chosen]
 		rep.Fraction, rep.Chosen = rep.Sweep[chosen].Fraction, rep.Sweep[chosen].FineTuned
+		if cfg.Refit {
+			train.Progress = userProgress
+			if best, rep.Refit, err = refit(ctx, work, m, clean, rep.Fraction, maskedAt(rep.Fraction), evals, cfg, train, progress); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	bakeMasks(m.Arch, best)
 	repaired, err = tfmodels.Build(m.Arch, best, opts)
@@ -451,6 +470,48 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	rep.Seconds = time.Since(start).Seconds()
 	return repaired, rep, nil
 }
+
+// refit fine-tunes work from w, the weights pruned at fraction f, on all of
+// clean (soft targets from teacher with cfg.Distill) and returns the
+// weights and their figures on evals.
+func refit(ctx context.Context, work, teacher *tfmodels.Model, clean Examples, f float64, w tfmodels.Weights, evals []EvalSet, cfg FinePruneConfig, train tfmodels.TrainSettings, progress func(PruneProgress)) (tfmodels.Weights, *PruneScores, error) {
+	var all Examples = clean
+	if cfg.Distill > 0 {
+		var err error
+		if all, err = distilled(ctx, teacher, clean, cfg.Distill); err != nil {
+			return nil, nil, fmt.Errorf("fine-pruning: distillation targets: %w", err)
+		}
+	}
+	if err := work.SetWeights(w); err != nil {
+		return nil, nil, err
+	}
+	userProgress := train.Progress
+	train.Progress = func(tp tfmodels.TrainProgress) {
+		progress(PruneProgress{Stage: "refitting", Fraction: f, Index: 1, Count: 1, Train: tp})
+		if userProgress != nil {
+			userProgress(tp)
+		}
+	}
+	if _, err := work.Train(all, train); err != nil {
+		return nil, nil, fmt.Errorf("fine-pruning: refitting fraction %.2f on all the clean data: %w", f, err)
+	}
+	sc, err := pruneScores(ctx, work, emptyExamples{}, evals)
+	if err != nil {
+		return nil, nil, err
+	}
+	best, err := work.GetWeights()
+	if err != nil {
+		return nil, nil, err
+	}
+	progress(PruneProgress{Stage: "refitted", Fraction: f, Index: 1, Count: 1})
+	return best, &sc, nil
+}
+
+// emptyExamples has no examples (no held-out data to score).
+type emptyExamples struct{}
+
+func (emptyExamples) Len() int                               { return 0 }
+func (emptyExamples) Gather([]int, []float32, []int32) error { return nil }
 
 // chooseFraction applies the automatic rule to a sweep and records it.
 func chooseFraction(rep *FinePruneReport, cfg FinePruneConfig) int {

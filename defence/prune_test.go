@@ -122,6 +122,56 @@ func TestFinePruneUnits(t *testing.T) {
 	}
 }
 
+// TestFinePruneRefitDistilled: with Refit the returned model is the chosen
+// fraction fine-tuned again on all the clean data (its figures are the
+// report's Refit, not the sweep's), and with Distill the report says so and
+// the fine-tuning differs from training on the labels alone.
+func TestFinePruneRefitDistilled(t *testing.T) {
+	m, val, evals := zooBadNet(t, "anonymous_1")
+	base := defence.FinePruneConfig{Method: defence.PruneUnit, Fraction: 0.8, FineTune: tfmodels.TrainSettings{Epochs: 2}, Seed: 1}
+	plain, err := prune(t, m, val, evals, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.model.Close()
+	cfg := base
+	cfg.Distill, cfg.Refit = 0.9, true
+	var stages []string
+	cfg.Progress = func(p defence.PruneProgress) {
+		if p.Stage != "fine-tuning" && p.Stage != "refitting" {
+			stages = append(stages, p.Stage)
+		}
+	}
+	r, err := prune(t, m, val, evals, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.model.Close()
+	rep := r.report
+	if want := []string{"scoring", "pruned", "fine-tuned", "refitted"}; !slices.Equal(stages, want) {
+		t.Errorf("progress stages %v, want %v", stages, want)
+	}
+	if rep.Refit == nil || rep.FineTune.Distill != 0.9 {
+		t.Fatalf("report without the refit or the distillation weight: refit %v, distill %v", rep.Refit, rep.FineTune.Distill)
+	}
+	test := evals[0]
+	_, acc, err := r.model.Evaluate(test.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("test accuracy: labels %.4f, distilled sweep %.4f, distilled refit %.4f (returned model %.4f)",
+		plain.report.Chosen.CleanAccuracy[test.Name], rep.Chosen.CleanAccuracy[test.Name], rep.Refit.CleanAccuracy[test.Name], acc)
+	if acc != rep.Refit.CleanAccuracy[test.Name] {
+		t.Errorf("the returned model scores %.4f on %s, the report's refit %.4f", acc, test.Name, rep.Refit.CleanAccuracy[test.Name])
+	}
+	if rep.Chosen.CleanAccuracy[test.Name] == plain.report.Chosen.CleanAccuracy[test.Name] && rep.Chosen.HoldOutAccuracy == plain.report.Chosen.HoldOutAccuracy {
+		t.Error("distilled fine-tuning scored exactly like fine-tuning on the labels: were the soft targets used?")
+	}
+	if acc < 0.5 {
+		t.Errorf("refit model's clean accuracy collapsed: %.4f", acc)
+	}
+}
+
 // TestFinePruneChannelsDefaultLayers: channel pruning defaults to the last
 // conv layer of each branch into the dense heads.
 func TestFinePruneChannelsDefaultLayers(t *testing.T) {

@@ -50,8 +50,11 @@ type pruneJSON struct {
 		FineTuned pruneEntry `json:"fine_tuned"`
 		Seconds   float64    `json:"seconds"`
 	} `json:"sweep"`
-	FineTune any     `json:"fine_tune"`
-	Seconds  float64 `json:"seconds"`
+	// Refit, with --refit, is the returned model: the chosen fraction
+	// fine-tuned again on all the clean data (no held-out figure).
+	Refit    *pruneEntry `json:"refit,omitempty"`
+	FineTune any         `json:"fine_tune"`
+	Seconds  float64     `json:"seconds"`
 }
 
 func runPrune(c *cmdEnv, args []string) error {
@@ -72,6 +75,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	lr := fs.Float64("lr", 0, "fine-tuning learning rate (default 1e-3)")
 	holdout := fs.Float64("holdout", 0, "share of the clean data held out from fine-tuning for the choice (default 0.2)")
 	distill := fs.Float64("distill", 0, "fine-tune on labels mixed with this weight of the unpruned model's predictions (0: labels only)")
+	refit := fs.Bool("refit", false, "after the choice, fine-tune the chosen fraction again on all the clean data (held-out part included) and write that model")
 	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.03)")
 	seed := fs.Uint64("seed", 1, "seed of the held-out split and the fine-tuning shuffles")
 	out := fs.String("out", "", "the repaired SavedModel to write (its report goes to <out>.report.json)")
@@ -90,7 +94,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	if *auto && *fraction > 0 {
 		return usagef("--auto and --fraction exclude each other")
 	}
-	cfg := defence.FinePruneConfig{Method: *method, Fraction: *fraction, HoldOut: *holdout, MaxAccuracyDrop: *maxDrop, Distill: *distill, Seed: *seed}
+	cfg := defence.FinePruneConfig{Method: *method, Fraction: *fraction, HoldOut: *holdout, MaxAccuracyDrop: *maxDrop, Distill: *distill, Refit: *refit, Seed: *seed}
 	cfg.FineTune.Epochs, cfg.FineTune.BatchSize, cfg.FineTune.Optimizer.LearningRate = *epochs, *batch, *lr
 	if *layers != "" {
 		cfg.Layers = strings.Split(*layers, ",")
@@ -143,7 +147,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	defer stop()
 	bar := pruneBar(c.stderr, cfg, val.Len())
 	cfg.Progress = func(p defence.PruneProgress) {
-		if p.Stage == "fine-tuning" && p.Train.Batch > 0 {
+		if (p.Stage == "fine-tuning" || p.Stage == "refitting") && p.Train.Batch > 0 {
 			bar.Add(1)
 		}
 	}
@@ -183,7 +187,11 @@ func pruneBar(w io.Writer, cfg defence.FinePruneConfig, n int) *progress.Bar {
 		points = 1
 	}
 	tune, batch := n-cfg.HeldOut(n), cfg.FineTune.BatchSize
-	return progress.New(w, "prune (batches)", int64(points*cfg.FineTune.Epochs*((tune+batch-1)/batch)))
+	total := points * cfg.FineTune.Epochs * ((tune + batch - 1) / batch)
+	if cfg.Refit && cfg.Method != defence.PruneWeight {
+		total += cfg.FineTune.Epochs * ((n + batch - 1) / batch)
+	}
+	return progress.New(w, "prune (batches)", int64(total))
 }
 
 func pruneReport(model, out string, r *defence.FinePruneReport, test string) *pruneJSON {
@@ -201,6 +209,18 @@ func pruneReport(model, out string, r *defence.FinePruneReport, test string) *pr
 	js.CleanSource = "held-out clean data"
 	if test != "" {
 		js.CleanSource = filepath.Base(test)
+	}
+	if r.Refit != nil {
+		e := entry(*r.Refit)
+		e.HoldOutAccuracy = 0 // fine-tuned on it: not held out
+		if test == "" {
+			e.CleanAccuracy = 0
+			js.CleanSource = "held-out clean data, measured before the refit fine-tuned on it"
+		} else {
+			js.CleanAccuracy = e.CleanAccuracy
+		}
+		js.AttackSuccess = e.AttackSuccess
+		js.Refit = &e
 	}
 	for _, p := range r.Sweep {
 		js.Sweep = append(js.Sweep, struct {
@@ -239,6 +259,9 @@ func printPrune(w io.Writer, js *pruneJSON, report string) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "chosen: fraction %.2f (%s)\n", js.Fraction, js.Rule)
+	if js.Refit != nil {
+		fmt.Fprintf(w, "refit: fraction %.2f fine-tuned again on all the clean data; the figures below are that model's\n", js.Fraction)
+	}
 	fmt.Fprintf(w, "clean accuracy (%s): %.4f\n", js.CleanSource, js.CleanAccuracy)
 	for _, p := range poisoned {
 		fmt.Fprintf(w, "attack success (%s): %.4f\n", p, js.AttackSuccess[p])
