@@ -76,12 +76,6 @@ type FinePruneConfig struct {
 	// predictions carry what the model learnt from its full training set,
 	// which a few thousand clean images alone do not. Zero: plain labels.
 	Distill float64
-	// Augment fine-tunes on randomly changed copies of the clean images
-	// (seeded): each batch image is mirrored left-right with probability
-	// 1/2 and shifted by up to 5 % of its height and width, edges
-	// repeated. It suits data whose classes survive a mirror (faces,
-	// clothes), not text or digits.
-	Augment bool
 	// Refit, after the fraction is chosen, fine-tunes that fraction once
 	// more from the BadNet on all the clean data, the held-out part
 	// included, and returns that model (PruneUnit, PruneChannel): the
@@ -271,7 +265,6 @@ type FinePruneReport struct {
 		Epochs       int     `json:"epochs"`
 		BatchSize    int     `json:"batch_size"`
 		Distill      float64 `json:"distill,omitempty"`
-		Augment      bool    `json:"augment,omitempty"`
 		Examples     int     `json:"examples"`
 		HoldOut      int     `json:"holdout"`
 	} `json:"fine_tune"`
@@ -341,7 +334,6 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	rep = &FinePruneReport{PruneMethod: cfg.Method, Layers: layers}
 	rep.FineTune.Optimizer, rep.FineTune.LearningRate, rep.FineTune.Momentum = cfg.FineTune.Optimizer.Kind, cfg.FineTune.Optimizer.LearningRate, cfg.FineTune.Optimizer.Momentum
 	rep.FineTune.Epochs, rep.FineTune.BatchSize, rep.FineTune.Examples, rep.FineTune.HoldOut = cfg.FineTune.Epochs, cfg.FineTune.BatchSize, tune.Len(), hold.Len()
-	rep.FineTune.Augment = cfg.Augment
 	rep.FineTune.Distill = cfg.Distill
 	if cfg.Distill > 0 {
 		// The teacher is m itself, before any pruning.
@@ -385,9 +377,6 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	}
 	train := cfg.FineTune
 	train.Seed = cfg.Seed
-	if cfg.Augment {
-		train.Augment = augmenter(m.InputShape, cfg.Seed)
-	}
 	userProgress := train.Progress
 	var best tfmodels.Weights
 	if cfg.Method == PruneWeight {
@@ -516,35 +505,6 @@ func refit(ctx context.Context, work, teacher *tfmodels.Model, clean Examples, f
 	}
 	progress(PruneProgress{Stage: "refitted", Fraction: f, Index: 1, Count: 1})
 	return best, &sc, nil
-}
-
-// augmenter returns a TrainSettings.Augment that mirrors each image
-// left-right with probability 1/2 and shifts it by up to 5 % of its size
-// (edges repeated), drawn from seed and the step number.
-func augmenter(shape [3]int, seed uint64) func(x []float32, n, step int) {
-	h, w, c := shape[0], shape[1], shape[2]
-	dy, dx := max(1, int(math.Round(0.05*float64(h)))), max(1, int(math.Round(0.05*float64(w))))
-	per := h * w * c
-	buf := make([]float32, per)
-	return func(x []float32, n, step int) {
-		rng := rand.New(rand.NewPCG(seed, 0x61756700+uint64(step)))
-		for k := 0; k < n; k++ {
-			img := x[k*per : (k+1)*per]
-			copy(buf, img)
-			flip := rng.IntN(2) == 1
-			sy, sx := rng.IntN(2*dy+1)-dy, rng.IntN(2*dx+1)-dx
-			for i := 0; i < h; i++ {
-				si := min(max(i-sy, 0), h-1)
-				for j := 0; j < w; j++ {
-					sj := min(max(j-sx, 0), w-1)
-					if flip {
-						sj = w - 1 - sj
-					}
-					copy(img[(i*w+j)*c:(i*w+j+1)*c], buf[(si*w+sj)*c:(si*w+sj+1)*c])
-				}
-			}
-		}
-	}
 }
 
 // emptyExamples has no examples (no held-out data to score).

@@ -3,7 +3,6 @@ package defence
 import (
 	"errors"
 	"math"
-	"slices"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/tfmodels"
@@ -33,59 +32,5 @@ func TestSoftTargets(t *testing.T) {
 	var ie *tfmodels.InputError
 	if err := s.Targets([]int{0}, 3, got[:3]); !errors.As(err, &ie) {
 		t.Errorf("label 3 of 3 classes: error %v, want an InputError", err)
-	}
-}
-
-// TestAugmenter: the same seed and step give the same images; every output
-// is the input mirrored or not and shifted by at most 5 % (at least one
-// pixel) with edges repeated; over many steps both mirrored and plain
-// copies and every shift occur.
-func TestAugmenter(t *testing.T) {
-	const h, w = 20, 40 // shifts up to 1 row and 2 columns
-	img := make([]float32, h*w)
-	for i := range img {
-		img[i] = float32(i)
-	}
-	at := func(i, j int) float32 { return img[min(max(i, 0), h-1)*w+min(max(j, 0), w-1)] }
-	aug := augmenter([3]int{h, w, 1}, 5)
-	seen := map[[3]int]bool{}
-	for step := 1; step <= 200; step++ {
-		a, b := slices.Clone(img), slices.Clone(img)
-		aug(a, 1, step)
-		aug(b, 1, step)
-		if !slices.Equal(a, b) {
-			t.Fatalf("step %d: two calls differ", step)
-		}
-		found := false
-		for _, flip := range []bool{false, true} {
-			for sy := -1; sy <= 1 && !found; sy++ {
-				for sx := -2; sx <= 2 && !found; sx++ {
-					ok := true
-					for i := 0; i < h && ok; i++ {
-						for j := 0; j < w && ok; j++ {
-							sj := min(max(j-sx, 0), w-1)
-							if flip {
-								sj = w - 1 - sj
-							}
-							ok = a[i*w+j] == at(i-sy, sj)
-						}
-					}
-					if ok {
-						found = true
-						f := 0
-						if flip {
-							f = 1
-						}
-						seen[[3]int{f, sy, sx}] = true
-					}
-				}
-			}
-		}
-		if !found {
-			t.Fatalf("step %d: the image is not a mirrored and shifted copy", step)
-		}
-	}
-	if len(seen) != 2*3*5 {
-		t.Errorf("%d of the 30 mirror and shift combinations seen in 200 steps", len(seen))
 	}
 }

@@ -78,11 +78,6 @@ type TrainSettings struct {
 
 	// Progress, if set, is called after every batch (for progress bars).
 	Progress func(p TrainProgress)
-	// Augment, if set, may change each training batch's images in place
-	// before the step (data augmentation): x holds n images, channels-last,
-	// and step is the 1-based number of the update about to be made, so a
-	// seeded augmentation is the same on every run.
-	Augment func(x []float32, n, step int)
 	// AfterBatch, if set, is called after every batch's update with the
 	// number of updates so far (from 1, across epochs): schedules that change
 	// the model between steps (weight-pruning masks) hook in here. An error
@@ -208,19 +203,11 @@ func (m *Model) Evaluate(ex Examples) (loss, accuracy float64, err error) {
 }
 
 func (m *Model) feeds(ex Examples, idx []int, labels tf.Output) (map[tf.Output]*tf.Tensor, error) {
-	return m.feedsAugmented(ex, idx, labels, nil)
-}
-
-// feedsAugmented is feeds with augment (if not nil) applied to the images.
-func (m *Model) feedsAugmented(ex Examples, idx []int, labels tf.Output, augment func(x []float32, n int)) (map[tf.Output]*tf.Tensor, error) {
 	h, w, c := m.InputShape[0], m.InputShape[1], m.InputShape[2]
 	x := make([]float32, len(idx)*h*w*c)
 	y := make([]int32, len(idx))
 	if err := ex.Gather(idx, x, y); err != nil {
 		return nil, err
-	}
-	if augment != nil {
-		augment(x, len(idx))
 	}
 	for i, l := range y {
 		if l < 0 || int(l) >= m.NumClasses {
@@ -374,12 +361,7 @@ func (m *Model) Train(ex Examples, s TrainSettings) (h *History, err error) {
 		var sumLoss, sumCorrect float64
 		for bi := 0; bi < batches; bi++ {
 			idx := order[bi*s.BatchSize : min((bi+1)*s.BatchSize, n)]
-			var augment func([]float32, int)
-			if s.Augment != nil {
-				step := opt.Steps() + 1
-				augment = func(x []float32, n int) { s.Augment(x, n, step) }
-			}
-			feeds, err := m.feedsAugmented(ex, idx, l.labels, augment)
+			feeds, err := m.feeds(ex, idx, l.labels)
 			if err != nil {
 				return h, err
 			}

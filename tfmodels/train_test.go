@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"slices"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/data"
@@ -212,67 +211,6 @@ func TestTrainDeterministic(t *testing.T) {
 			t.Fatalf("two runs with the same seeds differ at %d: %g vs %g", i, a[i], b[i])
 		}
 	}
-}
-
-// TestTrainAugment: Augment sees every training batch once, numbered by
-// step, before it is fed: mirroring every image in the hook trains exactly
-// like training on the mirrored images.
-func TestTrainAugment(t *testing.T) {
-	ex := realFaces(t, "clean")
-	h, w, c := 55, 47, 3
-	mirror := func(x []float32, n int) {
-		row := make([]float32, w*c)
-		for k := 0; k < n*h; k++ {
-			r := x[k*w*c : (k+1)*w*c]
-			copy(row, r)
-			for j := 0; j < w; j++ {
-				copy(r[j*c:(j+1)*c], row[(w-1-j)*c:(w-j)*c])
-			}
-		}
-	}
-	run := func(ex tfmodels.Examples, augment func([]float32, int, int)) []float32 {
-		m, err := tfmodels.Build(tfmodels.DeepIDWith(h, w, c, 1283), nil, tfmodels.BuildOptions{Seed: 7})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		if _, err := m.Train(ex, tfmodels.TrainSettings{Seed: 3, Epochs: 2, BatchSize: 16, Augment: augment}); err != nil {
-			t.Fatal(err)
-		}
-		wt, _ := m.GetWeights()
-		return wt["output/kernel"].Values
-	}
-	var steps []int
-	hooked := run(ex, func(x []float32, n, step int) {
-		steps = append(steps, step)
-		mirror(x, n)
-	})
-	mirrored := run(&mappedExamples{ex, mirror}, nil)
-	plain := run(ex, nil)
-	batches := (ex.Len() + 15) / 16
-	if len(steps) != 2*batches || steps[0] != 1 || steps[len(steps)-1] != 2*batches {
-		t.Errorf("Augment called at steps %v, want 1..%d", steps, 2*batches)
-	}
-	if !slices.Equal(hooked, mirrored) {
-		t.Error("training with a mirroring Augment differs from training on mirrored images")
-	}
-	if slices.Equal(hooked, plain) {
-		t.Error("training with a mirroring Augment equals training on the plain images: the hook was not used")
-	}
-}
-
-// mappedExamples applies f to the images Gather returns.
-type mappedExamples struct {
-	tfmodels.Examples
-	f func(x []float32, n int)
-}
-
-func (e *mappedExamples) Gather(idx []int, x []float32, labels []int32) error {
-	if err := e.Examples.Gather(idx, x, labels); err != nil {
-		return err
-	}
-	e.f(x, len(idx))
-	return nil
 }
 
 // TestEarlyStopping: with an impossible MinDelta no epoch after the first

@@ -75,7 +75,6 @@ func runPrune(c *cmdEnv, args []string) error {
 	lr := fs.Float64("lr", 0, "fine-tuning learning rate (default 1e-3)")
 	holdout := fs.Float64("holdout", 0, "share of the clean data held out from fine-tuning for the choice (default 0.2)")
 	distill := fs.Float64("distill", 0, "fine-tune on labels mixed with this weight of the unpruned model's predictions (0: labels only)")
-	augment := fs.Bool("augment", false, "fine-tune on randomly mirrored and shifted copies of the clean images (seeded)")
 	refit := fs.Bool("refit", false, "after the choice, fine-tune the chosen fraction again on all the clean data (held-out part included) and write that model")
 	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.03)")
 	seed := fs.Uint64("seed", 1, "seed of the held-out split and the fine-tuning shuffles")
@@ -95,7 +94,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	if *auto && *fraction > 0 {
 		return usagef("--auto and --fraction exclude each other")
 	}
-	cfg := defence.FinePruneConfig{Method: *method, Fraction: *fraction, HoldOut: *holdout, MaxAccuracyDrop: *maxDrop, Distill: *distill, Refit: *refit, Augment: *augment, Seed: *seed}
+	cfg := defence.FinePruneConfig{Method: *method, Fraction: *fraction, HoldOut: *holdout, MaxAccuracyDrop: *maxDrop, Distill: *distill, Refit: *refit, Seed: *seed}
 	cfg.FineTune.Epochs, cfg.FineTune.BatchSize, cfg.FineTune.Optimizer.LearningRate = *epochs, *batch, *lr
 	if *layers != "" {
 		cfg.Layers = strings.Split(*layers, ",")
