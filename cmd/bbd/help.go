@@ -100,7 +100,12 @@ Without --fraction, every fraction of the sweep (default 0.50 to 0.95 by 0.05) s
 from the BadNet, and the largest whose fine-tuned accuracy on clean data held out of
 fine-tuning stays within --max-drop (default 0.03) of the BadNet's is chosen: the
 choice reads clean data only. --test and --poisoned sets are measured for the report
-(clean accuracy; attack success on data labelled with the target).`,
+(clean accuracy; attack success on data labelled with the target).
+
+--distill W fine-tunes on soft targets, (1-W) x the label + W x the BadNet's own
+predictions on that clean image (knowledge distillation; the trigger is never in
+them). --refit fine-tunes the chosen fraction once more on all the clean data, the
+held-out part included, and writes that model.`,
 		examples: []string{
 			"bbd prune --model zoo/sunglasses --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
 			"bbd prune --model zoo/anonymous_1 --clean zoo/data/clean_validation_data.h5 --test zoo/data/clean_test_data.h5 --poisoned zoo/data/anonymous_1_lipstick_poisoned_data.h5 --method channel --out /tmp/a1-channel --json",
