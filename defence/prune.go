@@ -337,11 +337,16 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	rep.FineTune.Optimizer, rep.FineTune.LearningRate, rep.FineTune.Momentum = cfg.FineTune.Optimizer.Kind, cfg.FineTune.Optimizer.LearningRate, cfg.FineTune.Optimizer.Momentum
 	rep.FineTune.Epochs, rep.FineTune.BatchSize, rep.FineTune.Examples, rep.FineTune.HoldOut = cfg.FineTune.Epochs, cfg.FineTune.BatchSize, tune.Len(), hold.Len()
 	rep.FineTune.Distill = cfg.Distill
+	// What the sweep and the refit fine-tune on: the labels, or with
+	// Distill soft targets from m itself, before any pruning (its
+	// predictions on all the clean data are computed once).
+	var tuneSet, allSet Examples = tune, clean
 	if cfg.Distill > 0 {
-		// The teacher is m itself, before any pruning.
-		if tune, err = distilled(ctx, m, tune, cfg.Distill); err != nil {
+		soft, err := distilled(ctx, m, clean, cfg.Distill)
+		if err != nil {
 			return nil, nil, fmt.Errorf("fine-pruning: distillation targets: %w", err)
 		}
+		tuneSet, allSet = soft.pick(tune.idx), soft
 	}
 
 	// The working model: m's architecture and weights with the pruning masks
@@ -379,7 +384,18 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	}
 	train := cfg.FineTune
 	train.Seed = cfg.Seed
+	train.AfterBatch = func(int) error { return ctx.Err() }
 	userProgress := train.Progress
+	// during is a TrainSettings.Progress that reports each batch as part of
+	// a stage of the run, and to the caller's own training progress.
+	during := func(stage string, f float64, i, n int) func(tfmodels.TrainProgress) {
+		return func(tp tfmodels.TrainProgress) {
+			progress(PruneProgress{Stage: stage, Fraction: f, Index: i, Count: n, Train: tp})
+			if userProgress != nil {
+				userProgress(tp)
+			}
+		}
+	}
 	var best tfmodels.Weights
 	if cfg.Method == PruneWeight {
 		f := cfg.FinalSparsity
@@ -389,12 +405,7 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 			return nil, nil, err
 		}
 		pt := SweepPoint{Fraction: f}
-		if best, err = weightPrune(ctx, work, tune, layers, cfg, train, func(tp tfmodels.TrainProgress) {
-			progress(PruneProgress{Stage: "fine-tuning", Fraction: f, Index: 1, Count: 1, Train: tp})
-			if userProgress != nil {
-				userProgress(tp)
-			}
-		}); err != nil {
+		if best, err = weightPrune(ctx, work, tuneSet, layers, cfg, train, during("fine-tuning", f, 1, 1)); err != nil {
 			return nil, nil, err
 		}
 		if pt.FineTuned, err = pruneScores(ctx, work, hold, evals); err != nil {
@@ -434,14 +445,8 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 				return nil, nil, err
 			}
 			progress(PruneProgress{Stage: "pruned", Fraction: f, Index: i + 1, Count: len(fractions)})
-			train.Progress = func(tp tfmodels.TrainProgress) {
-				progress(PruneProgress{Stage: "fine-tuning", Fraction: f, Index: i + 1, Count: len(fractions), Train: tp})
-				if userProgress != nil {
-					userProgress(tp)
-				}
-			}
-			train.AfterBatch = func(int) error { return ctx.Err() }
-			if _, err := work.Train(tune, train); err != nil {
+			train.Progress = during("fine-tuning", f, i+1, len(fractions))
+			if _, err := work.Train(tuneSet, train); err != nil {
 				return nil, nil, fmt.Errorf("fine-pruning at fraction %.2f: %w", f, err)
 			}
 			if pt.FineTuned, err = pruneScores(ctx, work, hold, evals); err != nil {
@@ -458,10 +463,12 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 		best = weights[chosen]
 		rep.Fraction, rep.Chosen = rep.Sweep[chosen].Fraction, rep.Sweep[chosen].FineTuned
 		if cfg.Refit {
-			train.Progress = userProgress
-			if best, rep.Refit, err = refit(ctx, work, m, clean, rep.Fraction, maskedAt(rep.Fraction), evals, cfg, train, progress); err != nil {
+			f := rep.Fraction
+			train.Progress = during("refitting", f, 1, 1)
+			if best, rep.Refit, err = refit(ctx, work, allSet, f, maskedAt(f), evals, train); err != nil {
 				return nil, nil, err
 			}
+			progress(PruneProgress{Stage: "refitted", Fraction: f, Index: 1, Count: 1})
 		}
 	}
 	bakeMasks(m.Arch, best)
@@ -473,31 +480,16 @@ func FinePrune(ctx context.Context, m *tfmodels.Model, clean Examples, evals []E
 	return repaired, rep, nil
 }
 
-// refit fine-tunes work from w, the weights pruned at fraction f, on all of
-// clean (soft targets from teacher with cfg.Distill) and returns the
-// weights and their figures on evals.
-func refit(ctx context.Context, work, teacher *tfmodels.Model, clean Examples, f float64, w tfmodels.Weights, evals []EvalSet, cfg FinePruneConfig, train tfmodels.TrainSettings, progress func(PruneProgress)) (tfmodels.Weights, *PruneScores, error) {
-	var all Examples = clean
-	if cfg.Distill > 0 {
-		var err error
-		if all, err = distilled(ctx, teacher, clean, cfg.Distill); err != nil {
-			return nil, nil, fmt.Errorf("fine-pruning: distillation targets: %w", err)
-		}
-	}
+// refit fine-tunes work from w, the weights pruned at fraction f, on all
+// the clean data and returns the weights and their figures on evals.
+func refit(ctx context.Context, work *tfmodels.Model, all Examples, f float64, w tfmodels.Weights, evals []EvalSet, train tfmodels.TrainSettings) (tfmodels.Weights, *PruneScores, error) {
 	if err := work.SetWeights(w); err != nil {
 		return nil, nil, err
-	}
-	userProgress := train.Progress
-	train.Progress = func(tp tfmodels.TrainProgress) {
-		progress(PruneProgress{Stage: "refitting", Fraction: f, Index: 1, Count: 1, Train: tp})
-		if userProgress != nil {
-			userProgress(tp)
-		}
 	}
 	if _, err := work.Train(all, train); err != nil {
 		return nil, nil, fmt.Errorf("fine-pruning: refitting fraction %.2f on all the clean data: %w", f, err)
 	}
-	sc, err := pruneScores(ctx, work, emptyExamples{}, evals)
+	sc, err := pruneScores(ctx, work, &subset{}, evals) // nothing held out
 	if err != nil {
 		return nil, nil, err
 	}
@@ -505,15 +497,8 @@ func refit(ctx context.Context, work, teacher *tfmodels.Model, clean Examples, f
 	if err != nil {
 		return nil, nil, err
 	}
-	progress(PruneProgress{Stage: "refitted", Fraction: f, Index: 1, Count: 1})
 	return best, &sc, nil
 }
-
-// emptyExamples has no examples (no held-out data to score).
-type emptyExamples struct{}
-
-func (emptyExamples) Len() int                               { return 0 }
-func (emptyExamples) Gather([]int, []float32, []int32) error { return nil }
 
 // chooseFraction applies the automatic rule to a sweep and records it.
 func chooseFraction(rep *FinePruneReport, cfg FinePruneConfig) int {
@@ -817,7 +802,7 @@ func accuracy(ctx context.Context, m *tfmodels.Model, ex Examples) (float64, err
 
 // splitExamples splits ex into a fine-tuning part and k held-out examples,
 // seeded.
-func splitExamples(ex Examples, k int, seed uint64) (tune, hold Examples, err error) {
+func splitExamples(ex Examples, k int, seed uint64) (tune, hold *subset, err error) {
 	n := ex.Len()
 	if n == 0 || k == 0 || k == n {
 		return nil, nil, fmt.Errorf("fine-pruning: %d clean examples cannot be split with %d held out", n, k)
@@ -847,29 +832,27 @@ type softExamples struct {
 // teacher's predicted probabilities.
 func distilled(ctx context.Context, teacher *tfmodels.Model, ex Examples, weight float64) (*softExamples, error) {
 	n, k := ex.Len(), teacher.NumClasses
-	h, w, c := teacher.InputShape[0], teacher.InputShape[1], teacher.InputShape[2]
-	const chunk = 512
-	probs, labels := make([]float32, 0, n*k), make([]int32, n)
-	for start := 0; start < n; start += chunk {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		end := min(start+chunk, n)
-		idx := make([]int, end-start)
-		for i := range idx {
-			idx[i] = start + i
-		}
-		x := make([]float32, len(idx)*h*w*c)
-		if err := ex.Gather(idx, x, labels[start:end]); err != nil {
-			return nil, err
-		}
-		p, err := teacher.Predict(x, len(idx))
-		if err != nil {
-			return nil, err
-		}
-		probs = append(probs, p...)
+	probs, labels := make([]float32, 0, n*k), make([]int32, 0, n)
+	err := eachBatch(ctx, teacher, ex, func(x []float32, l []int32) error {
+		p, err := teacher.Predict(x, len(l))
+		probs, labels = append(probs, p...), append(labels, l...)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return &softExamples{Examples: ex, probs: probs, labels: labels, classes: k, weight: weight}, nil
+}
+
+// pick returns the examples idx of s, with their soft targets.
+func (s *softExamples) pick(idx []int) *softExamples {
+	k := s.classes
+	out := &softExamples{Examples: &subset{ex: s.Examples, idx: idx}, probs: make([]float32, 0, len(idx)*k), labels: make([]int32, 0, len(idx)), classes: k, weight: s.weight}
+	for _, i := range idx {
+		out.probs = append(out.probs, s.probs[i*k:(i+1)*k]...)
+		out.labels = append(out.labels, s.labels[i])
+	}
+	return out
 }
 
 // Targets implements tfmodels.SoftExamples.

@@ -3,6 +3,7 @@ package defence
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/tfmodels"
@@ -27,6 +28,14 @@ func TestSoftTargets(t *testing.T) {
 		if math.Abs(float64(got[i]-want[i])) > 1e-6 {
 			t.Fatalf("targets %v, want %v", got, want)
 		}
+	}
+	// pick keeps each example's targets: example 1 alone gives its row.
+	one := make([]float32, 3)
+	if err := s.pick([]int{1}).Targets([]int{0}, 3, one); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(one, got[:3]) {
+		t.Errorf("picked example 1's targets %v, want %v", one, got[:3])
 	}
 	s.labels[0] = 3
 	var ie *tfmodels.InputError
