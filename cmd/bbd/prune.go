@@ -211,10 +211,10 @@ func pruneReport(model, out string, r *defence.FinePruneReport, test string) *pr
 		js.CleanSource = filepath.Base(test)
 	}
 	if r.Refit != nil {
+		// Nothing was held out of the refit, so its held-out figure (and,
+		// without --test, its clean accuracy) is zero.
 		e := entry(*r.Refit)
-		e.HoldOutAccuracy = 0 // fine-tuned on it: not held out
 		if test == "" {
-			e.CleanAccuracy = 0
 			js.CleanSource = "held-out clean data, measured before the refit fine-tuned on it"
 		} else {
 			js.CleanAccuracy = e.CleanAccuracy
