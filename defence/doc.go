@@ -12,9 +12,11 @@
 //     (Huang et al., "Bimodel Backdoor Defence (BBD)", ../shared/paper);
 //   - a [Mitigator] returns a repaired model and a report: fine-pruning (Liu,
 //     Dolan-Gavitt, Garg, "Fine-Pruning: Defending Against Backdooring Attacks
-//     on Deep Neural Networks", RAID 2018; optionally fine-tuned with
-//     knowledge distillation from the BadNet, Hinton et al., "Distilling the
-//     Knowledge in a Neural Network", 2015), unlearning (Wang et al., "Neural
+//     on Deep Neural Networks", RAID 2018; by default fine-tuned on images
+//     with random rectangles painted over them, Zhong et al., "Random Erasing
+//     Data Augmentation", AAAI 2020; optionally with knowledge distillation
+//     from the BadNet, Hinton et al., "Distilling the Knowledge in a Neural
+//     Network", 2015), unlearning (Wang et al., "Neural
 //     Cleanse: Identifying and Mitigating Backdoor Attacks in Neural
 //     Networks", IEEE S&P 2019);
 //   - a [Scanner] inspects a model label by label and returns per-label

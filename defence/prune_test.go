@@ -3,6 +3,7 @@ package defence_test
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -220,7 +221,7 @@ func TestFinePruneWeights(t *testing.T) {
 }
 
 func TestFinePruneConfig(t *testing.T) {
-	for _, c := range []defence.FinePruneConfig{{Method: "neurons"}, {Fractions: []float64{1.2}}, {HoldOut: 1}, {Layers: []string{"nope"}}, {Distill: 1.5}, {Distill: -0.1}} {
+	for _, c := range []defence.FinePruneConfig{{Method: "neurons"}, {Fractions: []float64{1.2}}, {HoldOut: 1}, {Layers: []string{"nope"}}, {Distill: 1.5}, {Distill: -0.1}, {Occlude: 1.5}, {Occlude: math.NaN()}} {
 		m, val, _ := zooBadNet(t, "sunglasses")
 		if _, err := prune(t, m, val, nil, c); !errors.Is(err, defence.ErrConfig) {
 			t.Errorf("config %+v: error %v, want ErrConfig", c, err)
@@ -271,5 +272,38 @@ func TestReconstruct(t *testing.T) {
 	t.Logf("held-out poisoned images labelled N: %d of %d", asN, rest.Len())
 	if asN < rest.Len()/2 {
 		t.Errorf("only %d of %d held-out poisoned images labelled N", asN, rest.Len())
+	}
+}
+
+// TestFinePruneOcclusion: fine-pruning occludes its fine-tuning images by
+// default (the report says 0.5) and not with NoOcclusion (0). On the
+// reduced zoo's multi-trigger BadNet, whose sunglasses band covers a
+// quarter of the image, the occluded repair leaves less of every trigger
+// at the same fraction and seed.
+func TestFinePruneOcclusion(t *testing.T) {
+	m, val, evals := zooBadNet(t, "multi_trigger")
+	base := defence.FinePruneConfig{Method: defence.PruneUnit, Fraction: 0.6, FineTune: tfmodels.TrainSettings{Epochs: 3}, Seed: 1}
+	run := func(occlude float64) *defence.FinePruneReport {
+		cfg := base
+		cfg.Occlude = occlude
+		r, err := prune(t, m, val, evals, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.model.Close()
+		return r.report
+	}
+	occluded, plain := run(0), run(defence.NoOcclusion)
+	if occluded.FineTune.Occlude != 0.5 || plain.FineTune.Occlude != 0 {
+		t.Errorf("reported occlusion %v by default and %v with NoOcclusion, want 0.5 and 0", occluded.FineTune.Occlude, plain.FineTune.Occlude)
+	}
+	test := evals[0].Name
+	t.Logf("clean test accuracy: BadNet %.4f, plain %.4f, occluded %.4f", occluded.Original.CleanAccuracy[test], plain.Chosen.CleanAccuracy[test], occluded.Chosen.CleanAccuracy[test])
+	for _, e := range evals[1:] {
+		o, p := occluded.Chosen.AttackSuccess[e.Name], plain.Chosen.AttackSuccess[e.Name]
+		t.Logf("%s: attack success plain %.4f, occluded %.4f", e.Name, p, o)
+		if o > p {
+			t.Errorf("%s: occluded fine-tuning left more of the attack (%.4f) than plain fine-tuning (%.4f)", e.Name, o, p)
+		}
 	}
 }

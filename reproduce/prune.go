@@ -135,7 +135,9 @@ func unitDir(kind, name, hash string) string {
 }
 
 func (r *Runner) pruneOne(ctx context.Context, b Model, method string) (*PruneResult, error) {
-	cfg := defence.FinePruneConfig{Method: method, Seed: r.set.Seed}
+	// The authors' fine-tuning: on the plain images, without bbd's
+	// occlusion.
+	cfg := defence.FinePruneConfig{Method: method, Seed: r.set.Seed, Occlude: defence.NoOcclusion}
 	if method == defence.PruneWeight {
 		cfg.FineTune.Epochs = r.set.WeightEpochs
 	} else {

@@ -37,7 +37,8 @@ func benchPrune(w io.Writer, modelDir, clean string, noPython bool) error {
 	if err != nil {
 		return err
 	}
-	cfg := defence.DefaultFinePruneConfig(defence.PruneUnit)
+	// Plain images: the same work as Keras fit on the same data.
+	cfg := defence.FinePruneConfig{Method: defence.PruneUnit, Occlude: defence.NoOcclusion}.WithDefaults()
 	tune := val.Len() - cfg.HeldOut(val.Len())
 	fmt.Fprintf(w, "bbd bench --prune: %s, %d clean images (%d fine-tuned on, %d held out), unit pruning, %d fractions x %d epochs of SGD lr %g momentum %g, batch %d\n",
 		modelDir, val.Len(), tune, val.Len()-tune, len(cfg.Fractions), cfg.FineTune.Epochs,

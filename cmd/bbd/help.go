@@ -105,7 +105,14 @@ choice reads clean data only. --test and --poisoned sets are measured for the re
 --distill W fine-tunes on soft targets, (1-W) x the label + W x the BadNet's own
 predictions on that clean image (knowledge distillation; the trigger is never in
 them). --refit fine-tunes the chosen fraction once more on all the clean data, the
-held-out part included, and writes that model.`,
+held-out part included, and writes that model.
+
+--occlude P (default 0.5) paints one rectangle of one random colour, 2-40 % of the
+image, at a random place over each fine-tuning image with probability P, afresh
+each epoch (random erasing, Zhong et al. 2020): the pruned model learns that a patch
+does not decide the label, which is what a patch trigger relies on. It assumes
+nothing about the trigger. --occlude 0 fine-tunes on the plain images, as the
+paper's authors did.`,
 		examples: []string{
 			"bbd prune --model zoo/sunglasses --clean zoo/data/clean_validation_data.h5 --out /tmp/repaired",
 			"bbd prune --model zoo/anonymous_1 --clean zoo/data/clean_validation_data.h5 --test zoo/data/clean_test_data.h5 --poisoned zoo/data/anonymous_1_lipstick_poisoned_data.h5 --method channel --out /tmp/a1-channel --json",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -75,6 +76,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	lr := fs.Float64("lr", 0, "fine-tuning learning rate (default 1e-3)")
 	holdout := fs.Float64("holdout", 0, "share of the clean data held out from fine-tuning for the choice (default 0.2)")
 	distill := fs.Float64("distill", 0, "fine-tune on labels mixed with this weight of the unpruned model's predictions (0: labels only)")
+	occlude := fs.Float64("occlude", defence.DefaultOcclude, "probability that a fine-tuning image gets a random rectangle of a random colour (random erasing; 0: plain images, the authors' fine-tuning)")
 	refit := fs.Bool("refit", false, "after the choice, fine-tune the chosen fraction again on all the clean data (held-out part included) and write that model")
 	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.03)")
 	seed := fs.Uint64("seed", 1, "seed of the held-out split and the fine-tuning shuffles")
@@ -96,6 +98,14 @@ func runPrune(c *cmdEnv, args []string) error {
 	}
 	cfg := defence.FinePruneConfig{Method: *method, Fraction: *fraction, HoldOut: *holdout, MaxAccuracyDrop: *maxDrop, Distill: *distill, Refit: *refit, Seed: *seed}
 	cfg.FineTune.Epochs, cfg.FineTune.BatchSize, cfg.FineTune.Optimizer.LearningRate = *epochs, *batch, *lr
+	switch {
+	case *occlude < 0 || *occlude > 1 || math.IsNaN(*occlude):
+		return usagef("--occlude %v: want a probability in [0, 1]", *occlude)
+	case *occlude == 0:
+		cfg.Occlude = defence.NoOcclusion
+	default:
+		cfg.Occlude = *occlude
+	}
 	if *layers != "" {
 		cfg.Layers = strings.Split(*layers, ",")
 	}

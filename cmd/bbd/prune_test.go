@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bbd-workbench/bbd/internal/testzoo"
@@ -10,13 +11,14 @@ import (
 
 // TestPruneRefitJSON: with --refit the top-level figures are the refit
 // model's (its "refit" entry), the sweep keeps its own, and --distill is
-// recorded in the fine-tuning settings.
+// recorded in the fine-tuning settings, as is --occlude; an --occlude that
+// is no probability is a usage error.
 func TestPruneRefitJSON(t *testing.T) {
 	z, _ := testzoo.Reduced(t)
 	test := filepath.Join(z, "data", "clean_test_data.h5")
 	pois := filepath.Join(z, "data", "anonymous_1_lipstick_poisoned_data.h5")
 	out := mustBBD(t, "prune", "--model", filepath.Join(z, "anonymous_1"), "--clean", filepath.Join(z, "data", "clean_validation_data.h5"),
-		"--test", test, "--poisoned", pois, "--fraction", "0.8", "--epochs", "1", "--refit", "--distill", "0.5",
+		"--test", test, "--poisoned", pois, "--fraction", "0.8", "--epochs", "1", "--refit", "--distill", "0.5", "--occlude", "0.25",
 		"--out", filepath.Join(t.TempDir(), "repaired"), "--json")
 	var pr struct {
 		CleanAccuracy float64            `json:"clean_accuracy"`
@@ -27,6 +29,7 @@ func TestPruneRefitJSON(t *testing.T) {
 		} `json:"sweep"`
 		FineTune struct {
 			Distill float64 `json:"distill"`
+			Occlude float64 `json:"occlude"`
 		} `json:"fine_tune"`
 	}
 	if err := json.Unmarshal([]byte(out), &pr); err != nil {
@@ -40,7 +43,11 @@ func TestPruneRefitJSON(t *testing.T) {
 		t.Errorf("top-level figures %.4f / %.4f are not the refit model's %.4f / %.4f",
 			pr.CleanAccuracy, pr.AttackSuccess[name], pr.Refit.CleanAccuracy, pr.Refit.AttackSuccess[name])
 	}
-	if pr.FineTune.Distill != 0.5 {
-		t.Errorf("fine_tune.distill %v, want 0.5", pr.FineTune.Distill)
+	if pr.FineTune.Distill != 0.5 || pr.FineTune.Occlude != 0.25 {
+		t.Errorf("fine_tune.distill %v and occlude %v, want 0.5 and 0.25", pr.FineTune.Distill, pr.FineTune.Occlude)
+	}
+	if _, stderr, code := bbd(t, "prune", "--model", filepath.Join(z, "anonymous_1"), "--clean", test, "--occlude", "2",
+		"--out", filepath.Join(t.TempDir(), "never")); code != 2 || !strings.Contains(stderr, "--occlude 2") {
+		t.Errorf("--occlude 2: exit %d, stderr %q; want 2 and a message naming --occlude 2", code, stderr)
 	}
 }
