@@ -98,7 +98,7 @@ branch, weight the smallest weights on a polynomial sparsity schedule (0.5 to 0.
 
 Without --fraction, every fraction of the sweep (default 0.50 to 0.95 by 0.05) starts
 from the BadNet, and the largest whose fine-tuned accuracy on clean data held out of
-fine-tuning stays within --max-drop (default 0.03) of the BadNet's is chosen: the
+fine-tuning stays within --max-drop (default 0.02) of the BadNet's is chosen: the
 choice reads clean data only. --test and --poisoned sets are measured for the report
 (clean accuracy; attack success on data labelled with the target).
 

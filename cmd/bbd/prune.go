@@ -78,7 +78,7 @@ func runPrune(c *cmdEnv, args []string) error {
 	distill := fs.Float64("distill", 0, "fine-tune on labels mixed with this weight of the unpruned model's predictions (0: labels only)")
 	occlude := fs.Float64("occlude", defence.DefaultOcclude, "probability that a fine-tuning image gets a random rectangle of a random colour (random erasing; 0: plain images, the authors' fine-tuning)")
 	refit := fs.Bool("refit", false, "after the choice, fine-tune the chosen fraction again on all the clean data (held-out part included) and write that model")
-	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.03)")
+	maxDrop := fs.Float64("max-drop", 0, "automatic rule: largest fraction whose held-out accuracy drops at most this much (default 0.02)")
 	seed := fs.Uint64("seed", 1, "seed of the held-out split and the fine-tuning shuffles")
 	out := fs.String("out", "", "the repaired SavedModel to write (its report goes to <out>.report.json)")
 	overwrite := fs.Bool("overwrite", false, "replace an existing --out SavedModel and report")
