@@ -7,23 +7,18 @@ import (
 	"github.com/bbd-workbench/bbd/tfmodels"
 )
 
-// flatExamples are n gray images of one value each, labelled by index.
-type flatExamples struct {
-	n       int
-	h, w, c int
-}
-
-func (f flatExamples) Len() int { return f.n }
-
-func (f flatExamples) Gather(idx []int, x []float32, labels []int32) error {
-	per := f.h * f.w * f.c
-	for k, i := range idx {
+// flatImages are n gray h x w x c images in memory, image i of value i/n
+// and labelled i.
+func flatImages(n, h, w, c int) *floatExamples {
+	per := h * w * c
+	f := &floatExamples{x: make([]float32, n*per), y: make([]int32, n), per: per}
+	for i := range n {
 		for j := range per {
-			x[k*per+j] = float32(i) / float32(f.n)
+			f.x[i*per+j] = float32(i) / float32(n)
 		}
-		labels[k] = int32(i)
+		f.y[i] = int32(i)
 	}
-	return nil
+	return f
 }
 
 // TestOcclude: with probability 1 every image gathered gets exactly one
@@ -33,10 +28,11 @@ func (f flatExamples) Gather(idx []int, x []float32, labels []int32) error {
 // as they are; soft targets pass through; a buffer of the wrong size is an
 // error.
 func TestOcclude(t *testing.T) {
-	ex := flatExamples{n: 40, h: 55, w: 47, c: 3}
-	shape := [3]int{ex.h, ex.w, ex.c}
-	per := ex.h * ex.w * ex.c
-	idx := make([]int, ex.n)
+	const n, h, w, c = 40, 55, 47, 3
+	ex := flatImages(n, h, w, c)
+	shape := [3]int{h, w, c}
+	per := h * w * c
+	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
@@ -55,19 +51,19 @@ func TestOcclude(t *testing.T) {
 	var areas []float64
 	for k := range idx {
 		img, orig := x[k*per:(k+1)*per], plain[k*per:(k+1)*per]
-		y0, x0, y1, x1, changed := ex.h, ex.w, -1, -1, 0
+		y0, x0, y1, x1, changed := h, w, -1, -1, 0
 		var colour []float32
-		for y := range ex.h {
-			for xx := range ex.w {
-				p := (y*ex.w + xx) * ex.c
-				if slices.Equal(img[p:p+ex.c], orig[p:p+ex.c]) {
+		for y := range h {
+			for xx := range w {
+				p := (y*w + xx) * c
+				if slices.Equal(img[p:p+c], orig[p:p+c]) {
 					continue
 				}
 				changed++
 				if colour == nil {
-					colour = slices.Clone(img[p : p+ex.c])
-				} else if !slices.Equal(img[p:p+ex.c], colour) {
-					t.Fatalf("image %d: pixel (%d,%d) is %v, the rectangle's colour %v", k, y, xx, img[p:p+ex.c], colour)
+					colour = slices.Clone(img[p : p+c])
+				} else if !slices.Equal(img[p:p+c], colour) {
+					t.Fatalf("image %d: pixel (%d,%d) is %v, the rectangle's colour %v", k, y, xx, img[p:p+c], colour)
 				}
 				y0, x0, y1, x1 = min(y0, y), min(x0, xx), max(y1, y), max(x1, xx)
 			}
@@ -78,7 +74,7 @@ func TestOcclude(t *testing.T) {
 		if changed == 0 || changed != box {
 			t.Fatalf("image %d: %d pixels changed, their bounding box holds %d: not one rectangle", k, changed, box)
 		}
-		area := float64(box) / float64(ex.h*ex.w)
+		area := float64(box) / float64(h*w)
 		if area < 0.015 || area > 0.42 {
 			t.Errorf("image %d: rectangle of %.3f of the image, want 0.02-0.4", k, area)
 		}
@@ -107,7 +103,7 @@ func TestOcclude(t *testing.T) {
 		t.Errorf("probability 0.5: %d of 40 images left as they were", kept)
 	}
 
-	soft := &softExamples{Examples: ex, probs: make([]float32, ex.n*2), labels: make([]int32, ex.n), classes: 2, weight: 0.5}
+	soft := &softExamples{Examples: ex, probs: make([]float32, n*2), labels: make([]int32, n), classes: 2, weight: 0.5}
 	if _, ok := occlude(soft, 0.5, shape, 1).(tfmodels.SoftExamples); !ok {
 		t.Error("occluded soft examples lost their targets")
 	}
