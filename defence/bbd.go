@@ -1,6 +1,7 @@
 package defence
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,14 @@ type BBDConfig struct {
 	// only when the BadNet answers one of them. Empty: untargeted, both
 	// models always vote.
 	Targets []int `json:"targets"`
+	// MaxGap, when in (0, 1), also judges poisoned an input that the labels
+	// alone would accept (the two models agree; targeted: on a suspect
+	// target) when the BadNet's probability for its label exceeds the
+	// repaired model's by more than MaxGap. A backdoor makes the BadNet sure
+	// of the target; the repaired model, which lost it, is not, even where
+	// it gives the same answer. Zero: the paper's decision, from the labels
+	// alone. [BBD.GapForFRR] chooses it from clean data.
+	MaxGap float64 `json:"max_gap,omitempty"`
 }
 
 // Untargeted reports whether the configuration is the untargeted defence.
@@ -53,6 +62,12 @@ func (c BBDConfig) Mode() string {
 // both models agree on, or N ("poisoned", N being the number of classes)
 // when they disagree; the targeted one outputs the BadNet's label unless it
 // is a suspect target that the repaired model does not confirm, then N.
+// Beyond the paper, a confidence gap ([BBDConfig.MaxGap], chosen from clean
+// data by [BBD.GapForFRR]) also judges poisoned an input the labels accept
+// when the BadNet is much surer of its label than the repaired model. A
+// trigger's success left after a repair is largely inputs that the repaired
+// model gives the target with little confidence: on the zoo, a gap costing
+// one point of FRR flags 46-69 % of the poisoned inputs the labels accept.
 //
 // Exported with [BBD.Export], it is one SavedModel whose serving_default
 // signature maps "input" to "label" (int32, in [0, N]) and each network's
@@ -128,11 +143,16 @@ func (c BBDConfig) validate(classes int) error {
 		}
 		seen[t] = true
 	}
+	if !(c.MaxGap >= 0 && c.MaxGap < 1) { // also catches NaN
+		return configError("bbd", "MaxGap", "0 (labels only) or a probability gap in (0, 1)", c.MaxGap)
+	}
 	return nil
 }
 
 // addDecision adds the BBD decision ops under "bbd": "bbd/badnet_label",
-// "bbd/repaired_label", "bbd/poisoned" (bool) and "bbd/label".
+// "bbd/repaired_label", "bbd/poisoned" (bool) and "bbd/label"; with a
+// MaxGap, "bbd/gap" (float32 [-1]: the BadNet's probability for its label
+// minus the repaired model's).
 func addDecision(g *tf.Graph, badnet, repaired *tfmodels.Net, cfg BBDConfig, classes int) (tf.Output, error) {
 	o := tfmodels.NewOps(g, "bbd")
 	argmax := func(name string, p tf.Output) tf.Output {
@@ -141,6 +161,15 @@ func addDecision(g *tf.Graph, badnet, repaired *tfmodels.Net, cfg BBDConfig, cla
 	bl := argmax("badnet_label", badnet.Probabilities)
 	rl := argmax("repaired_label", repaired.Probabilities)
 	disagree := o.Op("NotEqual", nil, bl, rl)
+	if cfg.MaxGap > 0 {
+		// p[i, bl[i]] as a one-hot product: exact, and every op is one that
+		// TF Serving, Python and tfgo load.
+		hot := o.Op("OneHot", nil, bl, o.Const(int32(classes)), o.Const(float32(1)), o.Const(float32(0)))
+		pb := o.Sum(o.Op("Mul", nil, hot, badnet.Probabilities), 1)
+		pr := o.Sum(o.Op("Mul", nil, hot, repaired.Probabilities), 1)
+		gap := o.Named("gap", "Sub", nil, pb, pr)
+		disagree = o.Op("LogicalOr", nil, disagree, o.Op("Greater", nil, gap, o.Const(float32(cfg.MaxGap))))
+	}
 	poisoned := disagree
 	if !cfg.Untargeted() {
 		targets := make([]int32, len(cfg.Targets))
@@ -243,8 +272,8 @@ func LoadBBD(dir string, opts tfmodels.LoadOptions) (*BBD, error) {
 }
 
 // Decide is the BBD decision in Go, from the two models' labels: what the
-// graph computes, for checking it and for pipelines that run the two models
-// apart.
+// graph computes without a MaxGap (which Decide ignores; see [DecideProbs]),
+// for checking it and for pipelines that run the two models apart.
 func Decide(badnetLabel, repairedLabel int, cfg BBDConfig, classes int) int {
 	if badnetLabel == repairedLabel {
 		return badnetLabel
@@ -253,6 +282,88 @@ func Decide(badnetLabel, repairedLabel int, cfg BBDConfig, classes int) int {
 		return classes
 	}
 	return badnetLabel
+}
+
+// DecideProbs is the whole BBD decision in Go, MaxGap included, from the two
+// models' probabilities (one input each, ties going to the lower label as
+// TensorFlow's ArgMax does): what the graph computes.
+func DecideProbs(badnet, repaired []float32, cfg BBDConfig) int {
+	classes := len(badnet)
+	bl, rl := argmax32(badnet), argmax32(repaired)
+	if bl == rl && cfg.MaxGap > 0 && badnet[bl]-repaired[bl] > float32(cfg.MaxGap) {
+		rl = -1 // the gap counts as a disagreement
+	}
+	return Decide(bl, rl, cfg, classes)
+}
+
+func argmax32(p []float32) int {
+	best := 0
+	for i, v := range p {
+		if v > p[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// GapForFRR returns the MaxGap at which the confidence gap judges poisoned
+// at most extraFRR of the clean inputs beyond those b's labels already
+// reject: among the clean inputs b's label decision accepts (the two models
+// agree; targeted: on a suspect target), the (k+1)-th largest gap, k =
+// floor(extraFRR x clean inputs). Only clean data is read, as a defender has
+// no poisoned data; give it data the repaired model was not fine-tuned on
+// if there is some (its gaps there are smaller, so the threshold is lower
+// and more clean test inputs are rejected than asked). b's own MaxGap is
+// ignored.
+func (b *BBD) GapForFRR(ctx context.Context, clean Examples, extraFRR float64) (float64, error) {
+	if !(extraFRR > 0 && extraFRR < 1) {
+		return 0, configError("bbd", "extra FRR", "a share of the clean inputs in (0, 1)", extraFRR)
+	}
+	var nets [2]*tfmodels.Net
+	for _, n := range b.Model.Nets() {
+		switch n.Scope {
+		case BBDBadNetScope:
+			nets[0] = n
+		case BBDRepairedScope:
+			nets[1] = n
+		}
+	}
+	if nets[0] == nil || nets[1] == nil {
+		return 0, fmt.Errorf("bbd: the model has no %q and %q nets", BBDBadNetScope, BBDRepairedScope)
+	}
+	N := b.N
+	var gaps []float32
+	total := 0
+	err := eachBatch(ctx, b.Model, clean, func(x []float32, y []int32) error {
+		res, err := b.Model.Run(x, len(y), nets[0].Probabilities, nets[1].Probabilities)
+		if err != nil {
+			return err
+		}
+		for i := range y {
+			pb, pr := res[0][i*N:(i+1)*N], res[1][i*N:(i+1)*N]
+			l := argmax32(pb)
+			if argmax32(pr) != l || (!b.Config.Untargeted() && !slices.Contains(b.Config.Targets, l)) {
+				continue // already rejected, or never questioned
+			}
+			gaps = append(gaps, pb[l]-pr[l])
+		}
+		total += len(y)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bbd: calibrating the gap: %w", err)
+	}
+	if total == 0 {
+		return 0, fmt.Errorf("bbd: calibrating the gap needs clean inputs, found none")
+	}
+	// The smallest gap worth a flag: below it, rounding decides.
+	const minGap = 1e-6
+	k := int(extraFRR * float64(total))
+	if k >= len(gaps) {
+		return minGap, nil
+	}
+	slices.SortFunc(gaps, func(a, b float32) int { return cmp.Compare(b, a) })
+	return max(float64(gaps[k]), minGap), nil
 }
 
 // BBDPrediction is what the Bimodel paper's equations (3)-(6) predict from
@@ -286,6 +397,12 @@ type BBDEvaluation struct {
 	Mode    string `json:"mode"`
 	Targets []int  `json:"targets"`
 	Classes int    `json:"classes"`
+	// MaxGap is the decision's confidence gap (0: labels only), and
+	// GapFlagged{Clean,Poisoned} the inputs it judged poisoned although the
+	// two models agree.
+	MaxGap             float64 `json:"max_gap"`
+	GapFlaggedClean    int     `json:"gap_flagged_clean"`
+	GapFlaggedPoisoned int     `json:"gap_flagged_poisoned"`
 	// Accuracy over the mixed set (clean with their labels, poisoned
 	// relabelled N).
 	Accuracy metrics.Ratio `json:"accuracy"`
@@ -325,7 +442,7 @@ type ModelFigures struct {
 // EvaluateBBD runs b on clean (true labels) and each poisoned set (labelled
 // with the target), and measures BBD and the two models alone.
 func EvaluateBBD(ctx context.Context, b *BBD, clean Examples, poisoned []EvalSet) (*BBDEvaluation, error) {
-	e := &BBDEvaluation{Mode: b.Config.Mode(), Targets: b.Config.Targets, Classes: b.N, AttackSuccess: map[string]float64{}}
+	e := &BBDEvaluation{Mode: b.Config.Mode(), Targets: b.Config.Targets, Classes: b.N, MaxGap: b.Config.MaxGap, AttackSuccess: map[string]float64{}}
 	bl, rl := b.Model.Graph.Operation("bbd/badnet_label"), b.Model.Graph.Operation("bbd/repaired_label")
 	if bl == nil || rl == nil {
 		return nil, fmt.Errorf("bbd: the model has no bbd/badnet_label and bbd/repaired_label ops")
@@ -333,7 +450,7 @@ func EvaluateBBD(ctx context.Context, b *BBD, clean Examples, poisoned []EvalSet
 	// Per set: inputs, BBD right (clean: the true label; poisoned: N), BBD
 	// giving the set's label (poisoned: the target), each model alone right,
 	// inputs labelled N.
-	type counts struct{ n, bbdRight, bbdAsLabelled, bdRight, repRight, flagged int }
+	type counts struct{ n, bbdRight, bbdAsLabelled, bdRight, repRight, flagged, byGap int }
 	run := func(ex Examples, poisoned bool) (counts, error) {
 		var c counts
 		err := eachBatch(ctx, b.Model, ex, func(x []float32, y []int32) error {
@@ -352,6 +469,9 @@ func EvaluateBBD(ctx context.Context, b *BBD, clean Examples, poisoned []EvalSet
 				}
 				if lab == b.N {
 					c.flagged++
+					if bdl == repl {
+						c.byGap++
+					}
 				}
 				if lab == int(want) {
 					c.bbdAsLabelled++
@@ -384,12 +504,14 @@ func EvaluateBBD(ctx context.Context, b *BBD, clean Examples, poisoned []EvalSet
 		pc.bdRight += c.bdRight
 		pc.repRight += c.repRight
 		pc.flagged += c.flagged
+		pc.byGap += c.byGap
 	}
 	if cc.n == 0 || pc.n == 0 {
 		return nil, fmt.Errorf("bbd: evaluating needs clean and poisoned inputs, found %d and %d", cc.n, pc.n)
 	}
 	total := cc.n + pc.n
 	e.Images, e.CleanImages, e.PoisonedImages = total, cc.n, pc.n
+	e.GapFlaggedClean, e.GapFlaggedPoisoned = cc.byGap, pc.byGap
 	e.Accuracy = metrics.Ratio{Hits: cc.bbdRight + pc.bbdRight, Total: total}
 	e.CleanAccuracy = metrics.Ratio{Hits: cc.bbdRight, Total: cc.n}
 	e.PoisonedAccuracy = metrics.Ratio{Hits: pc.bbdRight, Total: pc.n}

@@ -3,7 +3,9 @@ package defence_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,8 +45,23 @@ func TestBBDCombinedModel(t *testing.T) {
 	x, _ := mixed.Float32(0, n)
 	bl := predictLabels(t, badnet, x, n)
 	rl := predictLabels(t, repaired, x, n)
-	for _, cfg := range []defence.BBDConfig{{}, {Targets: []int{0}}} {
-		t.Run(cfg.Mode(), func(t *testing.T) {
+	flaggedByLabels := map[string]int{}
+	for _, cfg := range []defence.BBDConfig{{}, {Targets: []int{0}}, {MaxGap: -1}, {Targets: []int{0}, MaxGap: -1}} {
+		name := cfg.Mode()
+		if cfg.MaxGap != 0 {
+			// The gap from clean data, as bbd defend --clean does.
+			name += "-gap"
+			b, err := defence.NewBBD(badnet, repaired, defence.BBDConfig{Targets: cfg.Targets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxGap, err = b.GapForFRR(context.Background(), val, 0.02)
+			b.Close()
+			if err != nil || !(cfg.MaxGap > 0 && cfg.MaxGap < 1) {
+				t.Fatalf("GapForFRR: %v, %v", cfg.MaxGap, err)
+			}
+		}
+		t.Run(name, func(t *testing.T) {
 			b, err := defence.NewBBD(badnet, repaired, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -62,6 +79,20 @@ func TestBBDCombinedModel(t *testing.T) {
 					flagged++
 				}
 			}
+			if cfg.MaxGap != 0 {
+				// With the gap, the Go decision reads the combined model's
+				// own probabilities, so that rounding cannot move a gap
+				// across the threshold; it flags more than the labels do.
+				want, flagged = decideProbs(t, b, x, n, cfg)
+				if flagged <= flaggedByLabels[cfg.Mode()] {
+					t.Errorf("the gap flags %d inputs, the labels alone %d", flagged, flaggedByLabels[cfg.Mode()])
+				}
+			} else {
+				if w, _ := decideProbs(t, b, x, n, cfg); !slices.Equal(w, want) {
+					t.Errorf("DecideProbs differs from Decide on %d inputs", countDiff(w, want))
+				}
+				flaggedByLabels[cfg.Mode()] = flagged
+			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("the graph's decision differs from the Go pipeline on %d of %d inputs", countDiff(got, want), n)
 			}
@@ -77,8 +108,8 @@ func TestBBDCombinedModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer back.Close()
-			if back.Config.Mode() != cfg.Mode() || back.N != 10 {
-				t.Errorf("reloaded BBD: mode %s, N %d", back.Config.Mode(), back.N)
+			if back.Config.Mode() != cfg.Mode() || back.Config.MaxGap != cfg.MaxGap || back.N != 10 {
+				t.Errorf("reloaded BBD: mode %s, gap %v, N %d", back.Config.Mode(), back.Config.MaxGap, back.N)
 			}
 			if got, err := back.Predict(x, n); err != nil || !slices.Equal(got, want) {
 				t.Errorf("reloaded in bbd: %d of %d labels differ (%v)", countDiff(got, want), n, err)
@@ -161,6 +192,41 @@ func TestEvaluateBBD(t *testing.T) {
 	if inside := e.CleanAccuracy.Value() >= lo && e.CleanAccuracy.Value() <= hi; inside != e.InsideEq5 {
 		t.Errorf("clean accuracy %v in [%g, %g]: report says %v", e.CleanAccuracy, lo, hi, e.InsideEq5)
 	}
+	if e.MaxGap != 0 || e.GapFlaggedClean != 0 || e.GapFlaggedPoisoned != 0 {
+		t.Errorf("labels only: max gap %v, flagged by it %d clean, %d poisoned", e.MaxGap, e.GapFlaggedClean, e.GapFlaggedPoisoned)
+	}
+
+	// The gap chosen for an extra FRR of 0.03 on the clean data it is
+	// calibrated on flags at most 3 % more of it, and some.
+	const extra = 0.03
+	gap, err := b.GapForFRR(context.Background(), val, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, err := defence.NewBBD(badnet, repaired, defence.BBDConfig{MaxGap: gap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bg.Close()
+	eg, err := defence.EvaluateBBD(context.Background(), bg, val, evals[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gap %.4f: flagged by it %d of %d clean, %d of %d poisoned", gap, eg.GapFlaggedClean, eg.CleanImages, eg.GapFlaggedPoisoned, eg.PoisonedImages)
+	if limit := int(extra * float64(val.Len())); eg.GapFlaggedClean > limit || eg.GapFlaggedClean < limit*9/10 {
+		t.Errorf("the gap %v flags %d of %d clean calibration inputs, want at most (and near) %d", gap, eg.GapFlaggedClean, val.Len(), limit)
+	}
+	if eg.MaxGap != gap {
+		t.Errorf("evaluation reports max gap %v, want %v", eg.MaxGap, gap)
+	}
+	for _, bad := range []float64{-0.1, 1, math.NaN()} {
+		if _, err := defence.NewBBD(badnet, repaired, defence.BBDConfig{MaxGap: bad}); !errors.Is(err, defence.ErrConfig) {
+			t.Errorf("MaxGap %v: %v, want a config error", bad, err)
+		}
+		if _, err := b.GapForFRR(context.Background(), val, bad); !errors.Is(err, defence.ErrConfig) {
+			t.Errorf("GapForFRR(%v): %v, want a config error", bad, err)
+		}
+	}
 }
 
 func TestPredictBBD(t *testing.T) {
@@ -171,6 +237,25 @@ func TestPredictBBD(t *testing.T) {
 		fmt.Sprintf("%.6f", []float64{want.TargetedClean, want.TargetedPoisoned, want.UntargetedClean[0], want.UntargetedClean[1], want.UntargetedPoisoned[0], want.UntargetedPoisoned[1]}) {
 		t.Errorf("PredictBBD = %+v, want %+v", p, want)
 	}
+}
+
+// decideProbs is DecideProbs on the probabilities of b's two nets, and the
+// number of inputs it flags.
+func decideProbs(t *testing.T, b *defence.BBD, x []float32, n int, cfg defence.BBDConfig) ([]int, int) {
+	t.Helper()
+	g := b.Model.Graph
+	res, err := b.Model.Run(x, n, g.Operation("badnet/probabilities").Output(0), g.Operation("repaired/probabilities").Output(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, flagged := make([]int, n), 0
+	for i := range out {
+		out[i] = defence.DecideProbs(res[0][i*10:(i+1)*10], res[1][i*10:(i+1)*10], cfg)
+		if out[i] == 10 {
+			flagged++
+		}
+	}
+	return out, flagged
 }
 
 func predictLabels(t *testing.T, m *tfmodels.Model, x []float32, n int) []int {

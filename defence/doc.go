@@ -9,7 +9,9 @@
 //   - an [InputDetector] scores inputs at inference time and flags the
 //     poisoned ones: STRIP (Gao et al., "STRIP: A Defence Against Trojan
 //     Attacks on Deep Neural Networks", ACSAC 2019), the Bimodel decision
-//     (Huang et al., "Bimodel Backdoor Defence (BBD)", ../shared/paper);
+//     (Huang et al., "Bimodel Backdoor Defence (BBD)", ../shared/paper;
+//     optionally with a confidence gap between the two models, chosen from
+//     clean data);
 //   - a [Mitigator] returns a repaired model and a report: fine-pruning (Liu,
 //     Dolan-Gavitt, Garg, "Fine-Pruning: Defending Against Backdooring Attacks
 //     on Deep Neural Networks", RAID 2018; by default fine-tuned on images

@@ -23,6 +23,22 @@ func ExampleDecide() {
 	// targeted: 3 10 5
 }
 
+// The decision with a confidence gap of 0.4 on three inputs of a 3-class
+// model: the two models agree on label 0 each time, but on the second input
+// the BadNet is sure (0.99) where the repaired model hesitates (0.50), so
+// the gap, 0.49, judges it poisoned (label 3).
+func ExampleDecideProbs() {
+	cfg := defence.BBDConfig{MaxGap: 0.4}
+	badnet := [][]float32{{0.90, 0.05, 0.05}, {0.99, 0.005, 0.005}, {0.60, 0.30, 0.10}}
+	repaired := [][]float32{{0.85, 0.10, 0.05}, {0.50, 0.45, 0.05}, {0.40, 0.35, 0.25}}
+	for i := range badnet {
+		fmt.Print(defence.DecideProbs(badnet[i], repaired[i], cfg), " ")
+	}
+	fmt.Println()
+	// Output:
+	// 0 3 0
+}
+
 // What the paper's equations (3)-(6) predict for a BadNet with clean
 // accuracy 0.92 and attack success 1.0, repaired to 0.90 and 0.01.
 func ExamplePredictBBD() {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,6 +27,9 @@ func runDefend(c *cmdEnv, args []string) error {
 	arch := fs.String("arch", "", "architecture of weights-only Keras files (deepid)")
 	targets := fs.String("targets", "", "suspect labels of the targeted defence, e.g. 0,4 (e.g. a Neural Cleanse scan's flagged labels)")
 	untargeted := fs.Bool("untargeted", false, "the untargeted defence (the default when --targets is not given)")
+	clean := fs.String("clean", "", "clean data (e.g. clean_validation_data.h5) to choose the confidence gap from; without it (and --max-gap) the decision reads the labels alone")
+	gapFRR := fs.Float64("gap-frr", 0.01, "with --clean: share of the clean inputs the confidence gap may reject beyond those the labels reject (0: labels only)")
+	maxGap := fs.Float64("max-gap", 0, "the confidence gap itself, in (0, 1), instead of choosing it with --clean")
 	out := fs.String("out", "", "the combined SavedModel to write")
 	overwrite := fs.Bool("overwrite", false, "replace an existing --out SavedModel")
 	model := fs.String("model", "", "a combined SavedModel to evaluate")
@@ -40,6 +44,8 @@ func runDefend(c *cmdEnv, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %v", pos)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	build := *badnet != "" || *repaired != "" || *out != ""
 	eval := *model != "" || *test != "" || len(poisoned) > 0
 	switch {
@@ -52,14 +58,32 @@ func runDefend(c *cmdEnv, args []string) error {
 		if *untargeted && *targets != "" {
 			return usagef("--untargeted and --targets exclude each other")
 		}
+		switch {
+		case !(*gapFRR >= 0 && *gapFRR < 1):
+			return usagef("--gap-frr %v: expected a share of the clean inputs in [0, 1)", *gapFRR)
+		case !(*maxGap >= 0 && *maxGap < 1):
+			return usagef("--max-gap %v: expected a probability gap in (0, 1), or 0 for labels only", *maxGap)
+		case set["max-gap"] && *clean != "":
+			return usagef("--max-gap and --clean exclude each other (--clean chooses the gap)")
+		case set["gap-frr"] && *clean == "":
+			return usagef("--gap-frr needs --clean, the data to choose the gap from")
+		}
 		var cfg defence.BBDConfig
 		if *targets != "" {
 			if cfg.Targets, err = parseInts(*targets); err != nil {
 				return usagef("--targets %q: %v", *targets, err)
 			}
 		}
-		return buildBBD(c.stdout, *badnet, *repaired, *arch, cfg, *out, *overwrite, *asJSON)
+		cfg.MaxGap = *maxGap
+		gap := gapChoice{clean: *clean, frr: *gapFRR}
+		if *clean == "" {
+			gap.frr = 0
+		}
+		return buildBBD(c.stdout, c.stderr, *badnet, *repaired, *arch, cfg, gap, *out, *overwrite, *asJSON)
 	case eval:
+		if set["clean"] || set["gap-frr"] || set["max-gap"] {
+			return usagef("--clean, --gap-frr and --max-gap are for building (--badnet --repaired --out)")
+		}
 		if *model == "" || *test == "" || len(poisoned) == 0 {
 			return usagef("evaluating needs --model, --test and at least one --poisoned")
 		}
@@ -68,7 +92,14 @@ func runDefend(c *cmdEnv, args []string) error {
 	return usagef("give --badnet, --repaired and --out to build, or --model, --test and --poisoned to evaluate")
 }
 
-func buildBBD(w io.Writer, badnetPath, repairedPath, arch string, cfg defence.BBDConfig, out string, overwrite, asJSON bool) error {
+// gapChoice is where the confidence gap comes from: frr > 0 chooses it
+// from the clean data at that extra FRR.
+type gapChoice struct {
+	clean string
+	frr   float64
+}
+
+func buildBBD(w, logw io.Writer, badnetPath, repairedPath, arch string, cfg defence.BBDConfig, gap gapChoice, out string, overwrite, asJSON bool) error {
 	if err := exporter.CheckDestination(out, exporter.Options{Overwrite: overwrite}); err != nil {
 		return err
 	}
@@ -86,15 +117,38 @@ func buildBBD(w io.Writer, badnetPath, repairedPath, arch string, cfg defence.BB
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { b.Close() }()
+	if gap.frr > 0 {
+		clean, err := loadImages([]string{gap.clean}, bd.InputShape)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		fmt.Fprintf(logw, "choosing the confidence gap on %d clean images of %s (extra FRR %g)\n", clean.Len(), gap.clean, gap.frr)
+		if cfg.MaxGap, err = b.GapForFRR(ctx, clean, gap.frr); err != nil {
+			return err
+		}
+		b.Close()
+		if b, err = defence.NewBBD(bd, rep, cfg); err != nil {
+			return err
+		}
+	}
 	if err := b.Export(out, exporter.Options{Overwrite: overwrite}); err != nil {
 		return err
 	}
 	if asJSON {
-		return json.NewEncoder(w).Encode(map[string]any{"out": out, "mode": cfg.Mode(), "targets": cfg.Targets, "classes": b.N,
-			"badnet": badnetPath, "repaired": repairedPath})
+		doc := map[string]any{"out": out, "mode": cfg.Mode(), "targets": cfg.Targets, "classes": b.N,
+			"badnet": badnetPath, "repaired": repairedPath, "max_gap": cfg.MaxGap}
+		if gap.frr > 0 {
+			doc["clean"], doc["gap_frr"] = gap.clean, gap.frr
+		}
+		return json.NewEncoder(w).Encode(doc)
 	}
 	fmt.Fprintf(w, "wrote %s: %s BBD of %s and %s; label %d means poisoned\n", out, cfg.Mode(), badnetPath, repairedPath, b.N)
+	if cfg.MaxGap > 0 {
+		fmt.Fprintf(w, "confidence gap %.4f: also poisoned where the BadNet's probability for its label exceeds the repaired model's by more\n", cfg.MaxGap)
+	}
 	return nil
 }
 
@@ -135,6 +189,9 @@ func evaluateBBD(w io.Writer, modelPath, test string, poisoned []string, asJSON 
 		return printJSON(w, defendJSON{Model: modelPath, BBDEvaluation: e})
 	}
 	fmt.Fprintf(w, "%s BBD %s on %d clean and %d poisoned images (label %d = poisoned)\n", e.Mode, modelPath, e.CleanImages, e.PoisonedImages, e.Classes)
+	if e.MaxGap > 0 {
+		fmt.Fprintf(w, "confidence gap %.4f: judged poisoned although both networks agree: %d clean, %d poisoned inputs\n", e.MaxGap, e.GapFlaggedClean, e.GapFlaggedPoisoned)
+	}
 	fmt.Fprintf(w, "accuracy: %v\n", e.Accuracy)
 	fmt.Fprintf(w, "frr: %.4f (clean inputs rejected / clean inputs; over all inputs, as the authors' notebook: %.4f)\n", e.FRR, e.FRRTotal)
 	fmt.Fprintf(w, "far: %.4f (poisoned inputs accepted / poisoned inputs; over all inputs: %.4f)\n", e.FAR, e.FARTotal)

@@ -69,6 +69,41 @@ func TestPruneDefend(t *testing.T) {
 	if _, stderr, code := bbd(t, "defend", "--model", filepath.Join(z, "anonymous_1"), "--test", test, "--poisoned", pois); code != 1 || !strings.Contains(stderr, "BBD") {
 		t.Errorf("defend --model on a plain BadNet: status %d, %q; want 1 saying it is not a BBD model", code, stderr)
 	}
+	// The confidence gap chosen from clean data, recorded in the model and
+	// reported by the evaluation.
+	gapped := filepath.Join(tmp, "bbd-gap")
+	out = mustBBD(t, "defend", "--badnet", filepath.Join(z, "anonymous_1"), "--repaired", repaired, "--clean", val, "--gap-frr", "0.02", "--out", gapped, "--json")
+	var built map[string]any
+	if err := json.Unmarshal([]byte(out), &built); err != nil {
+		t.Fatalf("defend --clean --json: %v\n%s", err, out)
+	}
+	g, _ := built["max_gap"].(float64)
+	if !(g > 0 && g < 1) || built["gap_frr"] != 0.02 {
+		t.Errorf("defend --clean: max_gap %v, gap_frr %v", built["max_gap"], built["gap_frr"])
+	}
+	out = mustBBD(t, "defend", "--model", gapped, "--test", test, "--poisoned", pois, "--json")
+	var evg map[string]any
+	if err := json.Unmarshal([]byte(out), &evg); err != nil {
+		t.Fatal(err)
+	}
+	if evg["max_gap"] != g || evg["far"].(float64) > ev["far"].(float64) || evg["frr"].(float64) < ev["frr"].(float64) {
+		t.Errorf("with the gap: max_gap %v (built %v), far %v (labels only %v), frr %v (labels only %v)", evg["max_gap"], g, evg["far"], ev["far"], evg["frr"], ev["frr"])
+	}
+	for _, args := range [][]string{
+		{"--gap-frr", "0.02"},
+		{"--clean", val, "--gap-frr", "1"},
+		{"--max-gap", "1"},
+		{"--max-gap", "NaN"},
+		{"--clean", val, "--max-gap", "0.5"},
+	} {
+		full := append([]string{"defend", "--badnet", filepath.Join(z, "anonymous_1"), "--repaired", repaired, "--out", filepath.Join(tmp, "never")}, args...)
+		if _, stderr, code := bbd(t, full...); code != 2 || !strings.Contains(stderr, args[len(args)-2]) {
+			t.Errorf("defend %v: status %d, %q; want a usage error", args, code, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "never")); !os.IsNotExist(err) {
+		t.Errorf("a refused defend wrote its --out: %v", err)
+	}
 	if _, _, code := bbd(t, "defend", "--badnet", "x", "--model", "y"); code != 2 {
 		t.Errorf("mixing build and evaluate flags: status %d, want 2", code)
 	}

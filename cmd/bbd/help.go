@@ -127,6 +127,13 @@ poisoned) and both networks' probabilities; it loads in bbd, Python TensorFlow a
 Untargeted (the default): the label both networks agree on, else N. --targets: the
 BadNet's label, unless it is a suspect target the repaired model does not confirm.
 
+--clean VAL.h5 adds a confidence gap, chosen from the defender's clean data: an input
+the labels would accept is also judged poisoned when the BadNet's probability for its
+label exceeds the repaired model's by more than the gap (a backdoor makes the BadNet
+sure; the repaired model, which lost it, hesitates). The gap rejects at most --gap-frr
+(default 0.01) of the clean data beyond what the labels reject. --max-gap gives the gap
+itself. Without either, the decision reads the labels alone, as in the paper.
+
 With --model, --test and --poisoned it evaluates such a model on the clean test set
 plus the poisoned sets relabelled N: accuracy, FRR and FAR (also divided by all inputs,
 as the authors' notebook did), both networks alone, and what the paper's equations
@@ -134,6 +141,7 @@ as the authors' notebook did), both networks alone, and what the paper's equatio
 		examples: []string{
 			"bbd defend --badnet zoo/anonymous_1 --repaired /tmp/a1-repaired --untargeted --out /tmp/a1-bbd",
 			"bbd defend --badnet zoo/anonymous_1 --repaired /tmp/a1-repaired --targets 0 --out /tmp/a1-bbd-targeted",
+			"bbd defend --badnet zoo/anonymous_1 --repaired /tmp/a1-repaired --clean zoo/data/clean_validation_data.h5 --out /tmp/a1-bbd-gap",
 			"bbd defend --model /tmp/a1-bbd --test zoo/data/clean_test_data.h5 --poisoned zoo/data/anonymous_1_lipstick_poisoned_data.h5 --json",
 			"bbd predict --model /tmp/a1-bbd zoo/data/anonymous_1_lipstick_poisoned_data.h5   # N printed as poisoned",
 		},
