@@ -286,9 +286,13 @@ func Decide(badnetLabel, repairedLabel int, cfg BBDConfig, classes int) int {
 
 // DecideProbs is the whole BBD decision in Go, MaxGap included, from the two
 // models' probabilities (one input each, ties going to the lower label as
-// TensorFlow's ArgMax does): what the graph computes.
+// TensorFlow's ArgMax does): what the graph computes. It returns -1 when
+// the two are empty or of different lengths.
 func DecideProbs(badnet, repaired []float32, cfg BBDConfig) int {
 	classes := len(badnet)
+	if classes == 0 || len(repaired) != classes {
+		return -1
+	}
 	bl, rl := argmax32(badnet), argmax32(repaired)
 	if bl == rl && cfg.MaxGap > 0 && badnet[bl]-repaired[bl] > float32(cfg.MaxGap) {
 		rl = -1 // the gap counts as a disagreement

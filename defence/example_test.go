@@ -26,7 +26,8 @@ func ExampleDecide() {
 // The decision with a confidence gap of 0.4 on three inputs of a 3-class
 // model: the two models agree on label 0 each time, but on the second input
 // the BadNet is sure (0.99) where the repaired model hesitates (0.50), so
-// the gap, 0.49, judges it poisoned (label 3).
+// the gap, 0.49, judges it poisoned (label 3). Probabilities of two
+// lengths give -1.
 func ExampleDecideProbs() {
 	cfg := defence.BBDConfig{MaxGap: 0.4}
 	badnet := [][]float32{{0.90, 0.05, 0.05}, {0.99, 0.005, 0.005}, {0.60, 0.30, 0.10}}
@@ -34,9 +35,9 @@ func ExampleDecideProbs() {
 	for i := range badnet {
 		fmt.Print(defence.DecideProbs(badnet[i], repaired[i], cfg), " ")
 	}
-	fmt.Println()
+	fmt.Println(defence.DecideProbs([]float32{1}, []float32{0.5, 0.5}, cfg))
 	// Output:
-	// 0 3 0
+	// 0 3 0 -1
 }
 
 // What the paper's equations (3)-(6) predict for a BadNet with clean
