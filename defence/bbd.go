@@ -210,23 +210,67 @@ func (b *BBD) Predict(x []float32, n int) ([]int, error) {
 }
 
 // Detect implements InputDetector: an input is flagged when its label is N.
-// Scores are 1 for flagged inputs and 0 otherwise.
+// Its score, higher meaning more suspect, is the gap g, the BadNet's
+// probability for its label minus the repaired model's, shifted so that
+// the decision is "score > Threshold": g + 2 when the labels disagree on a
+// questioned label (any label untargeted, a suspect target targeted), g - 2
+// when the label is not questioned, else g. The threshold is MaxGap, or 1
+// without one. So AUROC ranks inputs by the decision first, then by the gap.
 func (b *BBD) Detect(ctx context.Context, x []float32, n int) (*Detection, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	labels, err := b.Predict(x, n)
+	nets, err := b.nets()
 	if err != nil {
 		return nil, err
 	}
-	d := &Detection{Method: b.Name(), Direction: metrics.HigherPoisoned, Threshold: 0.5, Labels: labels,
-		Scores: make([]float64, n), Flags: make([]bool, n)}
-	for i, l := range labels {
-		if l == b.N {
-			d.Flags[i], d.Scores[i] = true, 1
-		}
+	res, err := b.Model.Run(x, n, b.Label, nets[0].Probabilities, nets[1].Probabilities)
+	if err != nil {
+		return nil, err
+	}
+	d := &Detection{Method: b.Name(), Direction: metrics.HigherPoisoned, Threshold: 1,
+		Labels: make([]int, n), Scores: make([]float64, n), Flags: make([]bool, n)}
+	if b.Config.MaxGap > 0 {
+		d.Threshold = float64(float32(b.Config.MaxGap)) // the graph compares in float32
+	}
+	N := b.N
+	for i := range n {
+		d.Labels[i] = int(res[0][i])
+		d.Flags[i] = d.Labels[i] == N
+		d.Scores[i] = bbdScore(res[1][i*N:(i+1)*N], res[2][i*N:(i+1)*N], b.Config)
 	}
 	return d, nil
+}
+
+// bbdScore is Detect's score of one input from the two models'
+// probabilities.
+func bbdScore(badnet, repaired []float32, cfg BBDConfig) float64 {
+	l := argmax32(badnet)
+	gap := float64(badnet[l] - repaired[l])
+	switch {
+	case !cfg.Untargeted() && !slices.Contains(cfg.Targets, l):
+		return gap - 2
+	case argmax32(repaired) != l:
+		return gap + 2
+	}
+	return gap
+}
+
+// nets returns the BadNet's and the repaired model's nets.
+func (b *BBD) nets() ([2]*tfmodels.Net, error) {
+	var nets [2]*tfmodels.Net
+	for _, n := range b.Model.Nets() {
+		switch n.Scope {
+		case BBDBadNetScope:
+			nets[0] = n
+		case BBDRepairedScope:
+			nets[1] = n
+		}
+	}
+	if nets[0] == nil || nets[1] == nil {
+		return nets, fmt.Errorf("bbd: the model has no %q and %q nets", BBDBadNetScope, BBDRepairedScope)
+	}
+	return nets, nil
 }
 
 // Export writes the BBD model as one SavedModel (see [BBD]): signature
@@ -323,22 +367,14 @@ func (b *BBD) GapForFRR(ctx context.Context, clean Examples, extraFRR float64) (
 	if !(extraFRR > 0 && extraFRR < 1) {
 		return 0, configError("bbd", "extra FRR", "a share of the clean inputs in (0, 1)", extraFRR)
 	}
-	var nets [2]*tfmodels.Net
-	for _, n := range b.Model.Nets() {
-		switch n.Scope {
-		case BBDBadNetScope:
-			nets[0] = n
-		case BBDRepairedScope:
-			nets[1] = n
-		}
-	}
-	if nets[0] == nil || nets[1] == nil {
-		return 0, fmt.Errorf("bbd: the model has no %q and %q nets", BBDBadNetScope, BBDRepairedScope)
+	nets, err := b.nets()
+	if err != nil {
+		return 0, err
 	}
 	N := b.N
 	var gaps []float32
 	total := 0
-	err := eachBatch(ctx, b.Model, clean, func(x []float32, y []int32) error {
+	err = eachBatch(ctx, b.Model, clean, func(x []float32, y []int32) error {
 		res, err := b.Model.Run(x, len(y), nets[0].Probabilities, nets[1].Probabilities)
 		if err != nil {
 			return err

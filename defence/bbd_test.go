@@ -99,6 +99,17 @@ func TestBBDCombinedModel(t *testing.T) {
 			if flagged == 0 || flagged == n {
 				t.Fatalf("%d of %d inputs flagged: the test would prove little", flagged, n)
 			}
+			// Detect's scores order the inputs by the decision: above the
+			// threshold exactly where the graph says poisoned.
+			det, err := b.Detect(context.Background(), x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if det.Labels[i] != got[i] || det.Flags[i] != (got[i] == 10) || (det.Scores[i] > det.Threshold) != det.Flags[i] {
+					t.Fatalf("input %d: Detect label %d flag %v score %v (threshold %v), graph label %d", i, det.Labels[i], det.Flags[i], det.Scores[i], det.Threshold, got[i])
+				}
+			}
 			dir := filepath.Join(t.TempDir(), "bbd")
 			if err := b.Export(dir, exporter.Options{}); err != nil {
 				t.Fatal(err)

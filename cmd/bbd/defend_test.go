@@ -89,6 +89,26 @@ func TestPruneDefend(t *testing.T) {
 	if evg["max_gap"] != g || evg["far"].(float64) > ev["far"].(float64) || evg["frr"].(float64) < ev["frr"].(float64) {
 		t.Errorf("with the gap: max_gap %v (built %v), far %v (labels only %v), frr %v (labels only %v)", evg["max_gap"], g, evg["far"], ev["far"], evg["frr"], ev["frr"])
 	}
+	// The same BBD as a row of bbd strip's table, on the same inputs: its
+	// FRR and FAR are the evaluation's.
+	out = mustBBD(t, "strip", "--model", filepath.Join(z, "anonymous_1"), "--pool", val, "--overlays", "5",
+		"--clean", test, "--poisoned", pois, "--bbd", gapped, "--json")
+	var st struct {
+		Methods []struct {
+			Method   string
+			FRR, FAR struct{ Hits, Total int }
+			AUROC    *float64
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("strip --bbd --json: %v", err)
+	}
+	if len(st.Methods) != 2 || st.Methods[1].Method != "bbd-untargeted" || st.Methods[1].AUROC == nil {
+		t.Fatalf("strip --bbd: methods %+v, want strip then bbd-untargeted with an AUROC", st.Methods)
+	}
+	if b := st.Methods[1]; float64(b.FRR.Hits)/float64(b.FRR.Total) != evg["frr"] || float64(b.FAR.Hits)/float64(b.FAR.Total) != evg["far"] || *b.AUROC <= 0.5 {
+		t.Errorf("strip --bbd row: FRR %v FAR %v AUROC %v; bbd defend said FRR %v FAR %v", b.FRR, b.FAR, *b.AUROC, evg["frr"], evg["far"])
+	}
 	for _, args := range [][]string{
 		{"--gap-frr", "0.02"},
 		{"--clean", val, "--gap-frr", "1"},

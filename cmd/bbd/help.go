@@ -151,12 +151,14 @@ as the authors' notebook did), both networks alone, and what the paper's equatio
 each input inside the TensorFlow graph and scores the mean entropy of the predictions;
 a low score means poisoned. The threshold comes from the pool's clean scores at --frr
 (or --threshold). With --clean and --poisoned sets it reports FRR, FAR and AUROC;
---method all adds SCALE-UP and TeCo on the same inputs; --adaptive stops drawing
+--method all adds SCALE-UP and TeCo on the same inputs, --bbd DIR a Bimodel defence
+(bbd defend --out) as one more row; --adaptive stops drawing
 overlays for an input once its decision is clear; --export writes a filter SavedModel
 (label, or N for poisoned inputs).`,
 		examples: []string{
 			"bbd strip --model zoo/sunglasses --pool zoo/data/clean_validation_data.h5 --clean zoo/data/clean_test_data.h5 --poisoned zoo/data/sunglasses_sunglasses_poisoned_data.h5 --method all",
 			"bbd strip --model ../shared/badnets/sunglasses_bd_weights.h5 --pool ../shared/real-faces/clean --clean ../shared/real-faces/clean --poisoned ../shared/real-faces/sunglasses --sum",
+			"bbd strip --model zoo/sunglasses --pool zoo/data/clean_validation_data.h5 --clean zoo/data/clean_test_data.h5 --poisoned zoo/data/sunglasses_sunglasses_poisoned_data.h5 --method all --bbd /tmp/sunglasses-bbd",
 			"bbd strip --model zoo/sunglasses --pool zoo/data/clean_validation_data.h5 --export /tmp/sunglasses-filter",
 		},
 	},

@@ -34,7 +34,9 @@ package main
 // threshold, frr, far, auroc, scores (one per input, in order), inputs
 // (name, set, label, decision), histograms (the data of the BBD paper's
 // Figure 3) and, with --method all or --adaptive, "methods". --export DIR writes STRIP's filter SavedModel
-// (label, or N = the number of classes for "poisoned").
+// (label, or N = the number of classes for "poisoned"). --bbd DIR adds a
+// BBD model's decision on the same inputs as one more row (its score, for
+// AUROC, is defence.BBD.Detect's).
 
 import (
 	"bufio"
@@ -136,6 +138,7 @@ func runStrip(c *cmdEnv, args []string) error {
 	batch := fl.Int("batch", tfmodels.DefaultBatchSize, "images per TensorFlow run (each input with its copies)")
 	asJSON := fl.Bool("json", false, "print one JSON document")
 	quiet := fl.Bool("quiet", false, "no per-input lines")
+	bbdPath := fl.String("bbd", "", "a BBD SavedModel (bbd defend --out) to score on the same inputs: one more row of the table")
 	export := fl.String("export", "", "STRIP: write the filter SavedModel to this folder")
 	overwrite := fl.Bool("overwrite", false, "with --export: replace an existing folder")
 	pos, err := c.parse(args)
@@ -256,7 +259,44 @@ func runStrip(c *cmdEnv, args []string) error {
 		}
 		results = append(results, r...)
 	}
+	if *bbdPath != "" && inputs != nil {
+		r, err := bbdRow(*bbdPath, m.InputShape, inputs, sets)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
 	return printStrip(c, results, sets, *asJSON, *quiet)
+}
+
+// bbdRow scores the inputs with a BBD SavedModel: its decision, and its
+// score for AUROC (defence.BBD.Detect).
+func bbdRow(path string, shape [3]int, inputs *data.Images, sets []*stripSet) (*methodResult, error) {
+	if _, err := checkModelPath(path); err != nil {
+		return nil, err
+	}
+	b, err := defence.LoadBBD(path, tfmodels.LoadOptions{})
+	if err != nil {
+		return nil, modelError(path, err)
+	}
+	defer b.Close()
+	if b.Model.InputShape != shape {
+		return nil, &tfmodels.InputError{Input: path, Expected: fmt.Sprintf("a BBD model reading the --model's input %v", shape), Found: fmt.Sprintf("input %v", b.Model.InputShape)}
+	}
+	x, err := inputs.Float32(0, inputs.Len())
+	if err != nil {
+		return nil, err
+	}
+	det, err := b.Detect(context.Background(), x, inputs.Len())
+	if err != nil {
+		return nil, err
+	}
+	rule := "labels disagree"
+	if b.Config.MaxGap > 0 {
+		rule = "labels disagree or gap > threshold"
+	}
+	r := &methodResult{Method: b.Name(), Threshold: det.Threshold, Rule: rule, Scores: det.Scores, Labels: det.Labels, Flags: det.Flags}
+	return r, r.figures(sets, det.Direction)
 }
 
 func concatSets(sets []*stripSet) (*data.Images, error) {
