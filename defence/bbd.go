@@ -245,12 +245,12 @@ func (b *BBD) Detect(ctx context.Context, x []float32, n int) (*Detection, error
 // bbdScore is Detect's score of one input from the two models'
 // probabilities.
 func bbdScore(badnet, repaired []float32, cfg BBDConfig) float64 {
-	l := argmax32(badnet)
+	l := argmax(badnet)
 	gap := float64(badnet[l] - repaired[l])
 	switch {
 	case !cfg.Untargeted() && !slices.Contains(cfg.Targets, l):
 		return gap - 2
-	case argmax32(repaired) != l:
+	case argmax(repaired) != l:
 		return gap + 2
 	}
 	return gap
@@ -337,21 +337,11 @@ func DecideProbs(badnet, repaired []float32, cfg BBDConfig) int {
 	if classes == 0 || len(repaired) != classes {
 		return -1
 	}
-	bl, rl := argmax32(badnet), argmax32(repaired)
+	bl, rl := argmax(badnet), argmax(repaired)
 	if bl == rl && cfg.MaxGap > 0 && badnet[bl]-repaired[bl] > float32(cfg.MaxGap) {
 		rl = -1 // the gap counts as a disagreement
 	}
 	return Decide(bl, rl, cfg, classes)
-}
-
-func argmax32(p []float32) int {
-	best := 0
-	for i, v := range p {
-		if v > p[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // GapForFRR returns the MaxGap at which the confidence gap judges poisoned
@@ -381,8 +371,8 @@ func (b *BBD) GapForFRR(ctx context.Context, clean Examples, extraFRR float64) (
 		}
 		for i := range y {
 			pb, pr := res[0][i*N:(i+1)*N], res[1][i*N:(i+1)*N]
-			l := argmax32(pb)
-			if argmax32(pr) != l || (!b.Config.Untargeted() && !slices.Contains(b.Config.Targets, l)) {
+			l := argmax(pb)
+			if argmax(pr) != l || (!b.Config.Untargeted() && !slices.Contains(b.Config.Targets, l)) {
 				continue // already rejected, or never questioned
 			}
 			gaps = append(gaps, pb[l]-pr[l])
