@@ -97,7 +97,7 @@ var commands = []*command{
 	{name: "prune", summary: "fine-prune a BadNet (unit, channel or weight pruning, then fine-tuning) and write the repaired model",
 		usage: "--model M --clean VAL --out DIR [--method unit|channel|weight] [--fractions 0.5:0.95:0.05 | --fraction F | --auto] [--epochs E] [--test TEST] [--poisoned P]... [--json]", run: runPrune},
 	{name: "defend", summary: "the Bimodel defence: combine a BadNet and its repaired model into one SavedModel, or evaluate one",
-		usage: "--badnet M --repaired R [--targets 0,4 | --untargeted] --out DIR [--json]\n" +
+		usage: "--badnet M --repaired R [--targets 0,4 | --untargeted] [--clean VAL [--gap-frr 0.01] | --max-gap D] --out DIR [--json]\n" +
 			"       bbd defend --model DIR --test TEST --poisoned P... [--json]", run: runDefend},
 	{name: "cleanse", summary: "Neural Cleanse: reverse-engineer a trigger per label, flag outliers, merge shards, unlearn",
 		usage: "--model M --data CLEAN [--labels all|RANGES] [--preset original|paper] [--budget full|fast] --out DIR [--json]\n" +

@@ -4,7 +4,7 @@ package main
 //
 //	bbd strip --model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100]
 //	          [--blend 0.15 | --auto-blend | --sum] [--bits] [--seed 1] [--frr 0.05 [--rule normal|empirical] | --threshold T]
-//	          [--calibrate X]... [--adaptive [--confidence 0.95]] [--clean X]... [--poisoned Y]... [--limit N]
+//	          [--calibrate X]... [--adaptive [--confidence 0.95]] [--clean X]... [--poisoned Y]... [--bbd DIR] [--limit N]
 //	          [--json] [--quiet] [--export DIR [--overwrite]] [INPUT...]
 //
 // STRIP superimposes by a light blend, 0.85 x + 0.15 o, by default (see
@@ -57,7 +57,7 @@ import (
 )
 
 var stripCommand = &command{name: "strip", summary: "flag poisoned inputs with STRIP (or SCALE-UP, TeCo): scores, FRR, FAR, AUROC, filter export",
-	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --auto-blend | --sum] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--json] [--export DIR] [INPUT...]",
+	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --auto-blend | --sum] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--bbd DIR] [--json] [--export DIR] [INPUT...]",
 	run:   runStrip}
 
 // listFlag is a repeatable string flag.
