@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 
 	"github.com/bbd-workbench/bbd/metrics"
 )
@@ -104,6 +106,39 @@ func ThresholdFromClean(clean []float64, rule ThresholdRule, frr float64, dir me
 		return mu + sd*q, nil
 	}
 	return 0, fmt.Errorf("threshold from clean scores: rule %q: %w", rule, metrics.ErrRange)
+}
+
+// ThresholdInterval is a bootstrap interval of the threshold that rule
+// chooses from the clean scores clean at frr: the rule is applied to
+// resamples resamplings of clean (drawn with replacement, seeded), and the
+// interval holds the central share level of the thresholds found. It says
+// how much the threshold, and so FRR and FAR, depends on which clean images
+// happened to be the calibration data: little when the clean scores are
+// many and spread out, much when they crowd near the threshold (a saturated
+// model's STRIP entropies).
+func ThresholdInterval(clean []float64, rule ThresholdRule, frr float64, dir metrics.Direction, level float64, resamples int, seed uint64) (lo, hi float64, err error) {
+	if !(level > 0 && level < 1) || resamples < 2 {
+		return 0, 0, fmt.Errorf("threshold interval: level %v in (0, 1) and resamples %d >= 2: %w", level, resamples, metrics.ErrRange)
+	}
+	if _, err := ThresholdFromClean(clean, rule, frr, dir); err != nil {
+		return 0, 0, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x626f6f7473747261))
+	sample := make([]float64, len(clean))
+	ts := make([]float64, resamples)
+	for r := range ts {
+		for i := range sample {
+			sample[i] = clean[rng.IntN(len(clean))]
+		}
+		if ts[r], err = ThresholdFromClean(sample, rule, frr, dir); err != nil {
+			return 0, 0, err
+		}
+	}
+	slices.Sort(ts)
+	tail := (1 - level) / 2
+	lo = ts[int(math.Floor(tail*float64(resamples-1)))]
+	hi = ts[int(math.Ceil((1-tail)*float64(resamples-1)))]
+	return lo, hi, nil
 }
 
 // meanStd returns the mean and the population (maximum-likelihood) standard

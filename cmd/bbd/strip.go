@@ -91,6 +91,36 @@ type methodResult struct {
 	// Sets has FAR and AUROC per --poisoned set (AUROC against all clean
 	// inputs) when there are several.
 	Sets []setFigures `json:"poisoned_sets,omitempty"`
+	// Interval is the threshold's bootstrap interval, for a threshold
+	// chosen from clean scores.
+	Interval *thresholdInterval `json:"threshold_interval,omitempty"`
+}
+
+// The threshold's bootstrap interval: its level and resamples.
+const (
+	intervalLevel     = 0.9
+	intervalResamples = 200
+)
+
+// thresholdInterval is how far the threshold moves with the calibration
+// data (defence.ThresholdInterval), and FRR and FAR on the labelled inputs
+// at its two ends.
+type thresholdInterval struct {
+	Level       float64    `json:"level"`
+	Resamples   int        `json:"resamples"`
+	Calibration int        `json:"calibration_scores"`
+	Low         float64    `json:"low"`
+	High        float64    `json:"high"`
+	FRR         [2]float64 `json:"frr_at_ends,omitempty"`
+	FAR         [2]float64 `json:"far_at_ends,omitempty"`
+}
+
+func (t *thresholdInterval) copy() *thresholdInterval {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
 }
 
 // setFigures is one --poisoned set's FAR and AUROC.
@@ -382,6 +412,7 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 		defer bar.Finish()
 		return d.ScoreExamples(ctx, ex)
 	}
+	var interval *thresholdInterval
 	if cfg.Threshold.Rule != defence.ThresholdFixed {
 		cs, _, err := score("calibrate", cal)
 		if err != nil {
@@ -390,11 +421,16 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 		if err := d.CalibrateScores(cs); err != nil {
 			return nil, err
 		}
+		lo, hi, err := defence.ThresholdInterval(cs, defence.ThresholdRule(rule), cfg.Threshold.FRR, d.Direction(), intervalLevel, intervalResamples, seed)
+		if err != nil {
+			return nil, err
+		}
+		interval = &thresholdInterval{Level: intervalLevel, Resamples: intervalResamples, Calibration: len(cs), Low: lo, High: hi}
 	} else if err := d.CalibrateScores(nil); err != nil {
 		return nil, err
 	}
 	t, _ := d.Threshold()
-	r := &methodResult{Method: name, Threshold: t, Rule: rule}
+	r := &methodResult{Method: name, Threshold: t, Rule: rule, Interval: interval}
 	if s != nil {
 		r.AlphaChoice = s.AlphaChoice()
 	}
@@ -419,7 +455,7 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 			}
 			avg := float64(total) / float64(len(det.Queries))
 			r.Overlays = &avg
-			fixed := &methodResult{Method: name, Threshold: t, Rule: rule}
+			fixed := &methodResult{Method: name, Threshold: t, Rule: rule, Interval: interval.copy()}
 			if fixed.Scores, fixed.Labels, err = score("inputs (fixed M)", inputs); err != nil {
 				return nil, err
 			}
@@ -492,6 +528,24 @@ func (r *methodResult) figures(sets []*stripSet, dir metrics.Direction) error {
 	if det.Poisoned() > 0 {
 		v := det.FAR()
 		r.FAR = &v
+	}
+	if r.Interval != nil {
+		for e, thr := range []float64{r.Interval.Low, r.Interval.High} {
+			at := make([]bool, len(scores))
+			for k, v := range scores {
+				at[k] = dir.Flags(float64(float32(v)), thr) // as the detectors flag
+			}
+			d, err := metrics.Detect(at, truth)
+			if err != nil {
+				return err
+			}
+			if d.Clean() > 0 {
+				r.Interval.FRR[e] = d.FRR().Value()
+			}
+			if d.Poisoned() > 0 {
+				r.Interval.FAR[e] = d.FAR().Value()
+			}
+		}
 	}
 	if det.Clean() > 0 && det.Poisoned() > 0 {
 		a, err := metrics.AUROC(scores, truth, dir)
@@ -599,8 +653,20 @@ func printStrip(c *cmdEnv, results []*methodResult, sets []*stripSet, asJSON, qu
 		}
 		fmt.Fprintf(tw, "%s\t%.6f\t%s\t%s\t%s\t%s\t\n", name, r.Threshold, r.Rule, ratioOrDash(r.FRR), ratioOrDash(r.FAR), floatOrDash(r.AUROC))
 	}
-	if err := tw.Flush(); err != nil || len(r.Sets) == 0 {
+	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, r := range results {
+		if iv := r.Interval; iv != nil {
+			fmt.Fprintf(out, "%s: the threshold moves within [%.6g, %.6g] (%g bootstrap interval, %d resamples of the %d calibration scores)", r.Method, iv.Low, iv.High, iv.Level, iv.Resamples, iv.Calibration)
+			if r.FRR != nil || r.FAR != nil {
+				fmt.Fprintf(out, ": FRR %.3f to %.3f, FAR %.3f to %.3f on these inputs", iv.FRR[0], iv.FRR[1], iv.FAR[0], iv.FAR[1])
+			}
+			fmt.Fprintln(out)
+		}
+	}
+	if len(r.Sets) == 0 {
+		return nil
 	}
 	// FAR and AUROC per poisoned set, each method's threshold.
 	fmt.Fprintln(out)

@@ -27,7 +27,11 @@ func TestStripCLI(t *testing.T) {
 		FAR       *struct{ Value float64 } `json:"far"`
 		AUROC     *float64                 `json:"auroc"`
 		Scores    []float64                `json:"scores"`
-		Inputs    []struct {
+		Interval  *struct {
+			Low, High float64
+			FRR       [2]float64 `json:"frr_at_ends"`
+		} `json:"threshold_interval"`
+		Inputs []struct {
 			Name, Set string
 			Poisoned  bool
 		} `json:"inputs"`
@@ -42,6 +46,9 @@ func TestStripCLI(t *testing.T) {
 	if *doc.AUROC < 0.9 || doc.FAR.Value > 0.2 || doc.FRR.Value > 0.2 {
 		t.Errorf("STRIP on the real sunglasses faces: AUROC %.3f, FRR %.3f, FAR %.3f", *doc.AUROC, doc.FRR.Value, doc.FAR.Value)
 	}
+	if iv := doc.Interval; iv == nil || !(iv.Low <= *doc.Threshold && *doc.Threshold <= iv.High) || iv.FRR[0] > doc.FRR.Value || iv.FRR[1] < doc.FRR.Value {
+		t.Errorf("threshold %v, FRR %v: bootstrap interval %+v, want one around them", *doc.Threshold, doc.FRR.Value, doc.Interval)
+	}
 	if doc.Inputs[0].Set != "clean" || doc.Inputs[99].Set != "poisoned" || !strings.Contains(doc.Inputs[99].Name, "target=0") {
 		t.Errorf("inputs %+v ... %+v", doc.Inputs[0], doc.Inputs[99])
 	}
@@ -49,7 +56,7 @@ func TestStripCLI(t *testing.T) {
 		t.Errorf("--export: %v", err)
 	}
 	out = mustBBD(t, "strip", "--model", weights, "--pool", clean, "--overlays", "10", "--method", "all", "--limit", "10", "--clean", clean, "--poisoned", poisoned)
-	for _, want := range []string{"method", "AUROC", "strip ", "scaleup ", "teco "} {
+	for _, want := range []string{"method", "AUROC", "strip ", "scaleup ", "teco ", "teco: the threshold moves within ["} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--method all output lacks %q:\n%s", want, out)
 		}
