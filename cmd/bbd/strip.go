@@ -26,7 +26,8 @@ package main
 // give FRR, FAR and AUROC; positional inputs are scored unlabelled. Output:
 // per input "<name>\t<set>\t<score>\t<label>\t<clean|poisoned>" (the label is
 // the model's; --quiet drops these lines), then the method, threshold, FRR,
-// FAR and AUROC lines. --method all scores the same inputs with the three
+// FAR and AUROC lines, and for a threshold chosen from clean scores its 90 %
+// bootstrap interval with FRR and FAR at both ends (defence.ThresholdInterval). --method all scores the same inputs with the three
 // detectors and prints a table. --adaptive runs adaptive STRIP and, for
 // comparison, fixed-M STRIP on the same inputs (mean overlays per input in
 // the method column). With several --poisoned sets, FAR and AUROC are also
