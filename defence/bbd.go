@@ -245,15 +245,31 @@ func (b *BBD) Detect(ctx context.Context, x []float32, n int) (*Detection, error
 // bbdScore is Detect's score of one input from the two models'
 // probabilities.
 func bbdScore(badnet, repaired []float32, cfg BBDConfig) float64 {
-	l := argmax(badnet)
-	gap := float64(badnet[l] - repaired[l])
+	v := judge(badnet, repaired, cfg)
+	gap := float64(v.gap)
 	switch {
-	case !cfg.Untargeted() && !slices.Contains(cfg.Targets, l):
+	case !v.questioned:
 		return gap - 2
-	case argmax(repaired) != l:
+	case !v.agree:
 		return gap + 2
 	}
 	return gap
+}
+
+// verdict is what the BBD decision reads of one input.
+type verdict struct {
+	label      int     // the BadNet's
+	gap        float32 // the BadNet's probability for label minus the repaired model's
+	questioned bool    // the label is put to the repaired model (untargeted: always)
+	agree      bool    // the repaired model gives the same label
+}
+
+// judge reads the two models' probabilities of one input (ties going to the
+// lower label, as TensorFlow's ArgMax does) as the decision does.
+func judge(badnet, repaired []float32, cfg BBDConfig) verdict {
+	l := argmax(badnet)
+	return verdict{label: l, gap: badnet[l] - repaired[l],
+		questioned: cfg.Untargeted() || slices.Contains(cfg.Targets, l), agree: argmax(repaired) == l}
 }
 
 // nets returns the BadNet's and the repaired model's nets.
@@ -337,11 +353,11 @@ func DecideProbs(badnet, repaired []float32, cfg BBDConfig) int {
 	if classes == 0 || len(repaired) != classes {
 		return -1
 	}
-	bl, rl := argmax(badnet), argmax(repaired)
-	if bl == rl && cfg.MaxGap > 0 && badnet[bl]-repaired[bl] > float32(cfg.MaxGap) {
-		rl = -1 // the gap counts as a disagreement
+	v := judge(badnet, repaired, cfg)
+	if v.questioned && (!v.agree || cfg.MaxGap > 0 && v.gap > float32(cfg.MaxGap)) {
+		return classes
 	}
-	return Decide(bl, rl, cfg, classes)
+	return v.label
 }
 
 // GapForFRR returns the MaxGap at which the confidence gap judges poisoned
@@ -370,12 +386,9 @@ func (b *BBD) GapForFRR(ctx context.Context, clean Examples, extraFRR float64) (
 			return err
 		}
 		for i := range y {
-			pb, pr := res[0][i*N:(i+1)*N], res[1][i*N:(i+1)*N]
-			l := argmax(pb)
-			if argmax(pr) != l || (!b.Config.Untargeted() && !slices.Contains(b.Config.Targets, l)) {
-				continue // already rejected, or never questioned
+			if v := judge(res[0][i*N:(i+1)*N], res[1][i*N:(i+1)*N], b.Config); v.questioned && v.agree {
+				gaps = append(gaps, v.gap) // the inputs the labels accept
 			}
-			gaps = append(gaps, pb[l]-pr[l])
 		}
 		total += len(y)
 		return nil
