@@ -27,8 +27,9 @@ package main
 // per input "<name>\t<set>\t<score>\t<label>\t<clean|poisoned>" (the label is
 // the model's; --quiet drops these lines), then the method, threshold, FRR,
 // FAR and AUROC lines, and for a threshold chosen from clean scores its 90 %
-// bootstrap interval with FRR and FAR at both ends (defence.ThresholdInterval). --method all scores the same inputs with the three
-// detectors and prints a table. --adaptive runs adaptive STRIP and, for
+// bootstrap interval with FRR and FAR at both ends
+// (defence.ThresholdInterval). --method all scores the same inputs with the
+// three detectors and prints a table. --adaptive runs adaptive STRIP and, for
 // comparison, fixed-M STRIP on the same inputs (mean overlays per input in
 // the method column). With several --poisoned sets, FAR and AUROC are also
 // given per set ("poisoned_sets" in JSON). --json prints one document:
@@ -112,8 +113,8 @@ type thresholdInterval struct {
 	Calibration int        `json:"calibration_scores"`
 	Low         float64    `json:"low"`
 	High        float64    `json:"high"`
-	FRR         [2]float64 `json:"frr_at_ends,omitempty"`
-	FAR         [2]float64 `json:"far_at_ends,omitempty"`
+	FRR         [2]float64 `json:"frr_at_ends"`
+	FAR         [2]float64 `json:"far_at_ends"`
 }
 
 func (t *thresholdInterval) copy() *thresholdInterval {
