@@ -73,6 +73,10 @@ type STRIPConfig struct {
 	Alpha float64 `json:"alpha,omitempty"`
 	// Entropy is the unit of the scores; zero: Nats.
 	Entropy EntropyUnit `json:"entropy"`
+	// Score turns an input's M entropies into its score; zero: ScoreMean
+	// (STRIP's). ScoreProfile needs a threshold from clean data (Calibrate)
+	// and a fixed M (not Adaptive).
+	Score STRIPScore `json:"score"`
 	// Seed draws the M overlays from the pool.
 	Seed uint64 `json:"seed"`
 	// Threshold chooses the threshold; zero: ThresholdEmpirical at FRR 0.05
@@ -121,6 +125,9 @@ func (c STRIPConfig) withDefaults() STRIPConfig {
 	if c.Entropy == "" {
 		c.Entropy = Nats
 	}
+	if c.Score == "" {
+		c.Score = ScoreMean
+	}
 	c.Threshold = c.Threshold.withDefaults(ThresholdEmpirical)
 	if c.BatchSize == 0 {
 		c.BatchSize = tfmodels.DefaultBatchSize
@@ -151,6 +158,12 @@ func (c STRIPConfig) Validate() error {
 		return configError(m, "Alpha", `zero with Overlay "sum"`, c.Alpha)
 	case c.Entropy != "" && c.Entropy != Nats && c.Entropy != Bits:
 		return configError(m, "Entropy", `"nats" or "bits"`, c.Entropy)
+	case c.Score != "" && c.Score != ScoreMean && c.Score != ScoreProfile:
+		return configError(m, "Score", `"mean" or "profile"`, c.Score)
+	case c.Score == ScoreProfile && c.Adaptive:
+		return configError(m, "Adaptive", `false with Score "profile" (adaptive STRIP stops on the mean)`, c.Adaptive)
+	case c.Score == ScoreProfile && c.Threshold.Rule == ThresholdFixed:
+		return configError(m, "Threshold.Rule", `a rule from clean data with Score "profile" (its scores exist only once clean profiles are fitted)`, c.Threshold.Rule)
 	case c.BatchSize < 0:
 		return configError(m, "BatchSize", "a positive count (zero: 128)", c.BatchSize)
 	case c.Round < 0 || (c.Round > 0 && c.Overlays > 0 && c.Round > c.Overlays) || (c.Round > 100 && c.Overlays == 0):
@@ -195,6 +208,11 @@ type STRIP struct {
 	ovValues []float32    // the M overlays, row-major
 	indices  []int        // the pool indices of the M overlays
 	alpha    *AlphaChoice // AlphaAuto's choice, if it made one
+	// ScoreProfile: the clean profiles' fit and the score it adds to main's
+	// graph (set by Calibrate), and the fits added so far (op name scopes).
+	fit          *profileFit
+	profileScore tf.Output
+	profiles     int
 }
 
 // stripGraph is STRIP's graph: the copies, the model, the entropies.
@@ -294,8 +312,11 @@ func NewSTRIP(m *tfmodels.Model, pool Examples, cfg STRIPConfig) (s *STRIP, err 
 	}
 	s.main = sg
 	name := "strip"
-	if cfg.Adaptive {
+	switch {
+	case cfg.Adaptive:
 		name = "strip-adaptive"
+	case cfg.Score == ScoreProfile:
+		name = "strip-profile"
 	}
 	s.detector = &detector{name: name, cg: sg.cg, dir: metrics.LowerPoisoned, th: cfg.Threshold, copies: 1 + cfg.Overlays, progress: cfg.Progress}
 	s.detector.scoreFn = s.scoreChunk
@@ -345,11 +366,27 @@ func (s *STRIP) Close() error {
 }
 
 func (s *STRIP) scoreChunk(x []float32, n int) ([]float64, []int, error) {
-	res, err := s.main.cg.run(x, n, nil, s.main.score, s.main.label)
+	score, err := s.scoreOutput()
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := s.main.cg.run(x, n, nil, score, s.main.label)
 	if err != nil {
 		return nil, nil, err
 	}
 	return float32Scores(res[0], res[1])
+}
+
+// scoreOutput is the graph's score: the mean entropy, or the profile score
+// once Calibrate has fitted it.
+func (s *STRIP) scoreOutput() (tf.Output, error) {
+	if s.cfg.Score != ScoreProfile {
+		return s.main.score, nil
+	}
+	if s.fit == nil {
+		return tf.Output{}, fmt.Errorf("the profile score needs the clean profiles: Calibrate on clean data first")
+	}
+	return s.profileScore, nil
 }
 
 // float32Scores converts a float32 score tensor [B] and an int32 label
@@ -413,6 +450,9 @@ func (s *STRIP) DetectAdaptive(ctx context.Context, x []float32, n int) (det *De
 	defer recoverTF(&err, "adaptive strip")
 	if !s.ready {
 		return nil, fmt.Errorf("%s: no threshold: calibrate on clean data or set one", s.name)
+	}
+	if s.cfg.Score == ScoreProfile {
+		return nil, fmt.Errorf("%s: adaptive STRIP stops on the mean entropy, not the profile score", s.name)
 	}
 	sh := s.main.cg.shape
 	per := sh[0] * sh[1] * sh[2]
@@ -524,7 +564,7 @@ func clearlyDecided(sum, sumSq float64, n, M int, t, z float64) bool {
 // its serving_default signature takes "input" (float32 [-1, H, W, C], pixels
 // in [0, 1]) and returns "label" (int32: the model's label, or the number of
 // classes N, "poisoned", when the STRIP score is below the threshold),
-// "score" (the mean entropy), "poisoned" (bool) and "probabilities" (the
+// "score" (the mean entropy, or the profile score), "poisoned" (bool) and "probabilities" (the
 // model's, on the input itself). The M overlays, the frozen weights and the
 // threshold are constants of the graph: the SavedModel has no variables,
 // needs nothing else, and loads in Python TensorFlow, tfgo and
@@ -539,8 +579,12 @@ func (s *STRIP) Export(dir string, opts exporter.Options) (err error) {
 	if !s.ready {
 		return fmt.Errorf("strip: exporting the filter: no threshold: calibrate on clean data or set one")
 	}
+	score, err := s.scoreOutput()
+	if err != nil {
+		return fmt.Errorf("strip: exporting the filter: %w", err)
+	}
 	o := tfmodels.NewOps(sg.cg.g, "filter")
-	poisoned := o.Op("Less", nil, sg.score, o.Const(float32(s.threshold)))
+	poisoned := o.Op("Less", nil, score, o.Const(float32(s.threshold)))
 	label := o.Op("SelectV2", nil, poisoned, o.Const(int32(sg.cg.classes)), sg.label)
 	if err := o.Err(); err != nil {
 		return fmt.Errorf("strip: exporting the filter: %w", err)
@@ -548,7 +592,7 @@ func (s *STRIP) Export(dir string, opts exporter.Options) (err error) {
 	spec := exporter.Spec{Graph: sg.cg.g, Session: sg.cg.sess, Signatures: map[string]exporter.Signature{
 		exporter.DefaultSignature: {
 			Inputs:  map[string]tf.Output{"input": sg.cg.input},
-			Outputs: map[string]tf.Output{"label": label, "score": sg.score, "poisoned": poisoned, "probabilities": sg.inputProbs},
+			Outputs: map[string]tf.Output{"label": label, "score": score, "poisoned": poisoned, "probabilities": sg.inputProbs},
 		},
 	}}
 	if err := exporter.Write(dir, spec, opts); err != nil {

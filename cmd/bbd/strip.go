@@ -59,7 +59,7 @@ import (
 )
 
 var stripCommand = &command{name: "strip", summary: "flag poisoned inputs with STRIP (or SCALE-UP, TeCo): scores, FRR, FAR, AUROC, filter export",
-	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --auto-blend | --sum] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--bbd DIR] [--json] [--export DIR] [INPUT...]",
+	usage: "--model M --pool CLEAN [--method strip|scaleup|teco|all] [--overlays 100] [--blend 0.15 | --auto-blend | --sum] [--score mean|profile] [--frr 0.05 | --threshold T] [--adaptive] [--clean X]... [--poisoned Y]... [--bbd DIR] [--json] [--export DIR] [INPUT...]",
 	run:   runStrip}
 
 // listFlag is a repeatable string flag.
@@ -156,6 +156,7 @@ func runStrip(c *cmdEnv, args []string) error {
 	autoBlend := fl.Bool("auto-blend", false, "STRIP: choose the blend's weight from --pool (clean data only; see defence.AlphaAuto) instead of --blend")
 	sum := fl.Bool("sum", false, "STRIP: superimpose by pixel sum x + o, no clipping (STRIP's paper and the BBD notebooks; the paper's fixed thresholds) instead of the blend")
 	bits := fl.Bool("bits", false, "STRIP: entropy in bits (default nats)")
+	scoreKind := fl.String("score", "mean", "STRIP: the score of an input's M entropies: mean (STRIP's) or profile (bbd's: how unusual their pattern is against the clean calibration images'; needs at least 2 M of them)")
 	seed := fl.Uint64("seed", 1, "seed of the overlay draw and of TeCo's noise")
 	frr := fl.Float64("frr", defence.DefaultFRR, "target false rejection rate of the threshold chosen from clean data")
 	rule := fl.String("rule", "", "threshold rule from clean scores: empirical (the FRR-percentile, the default) or normal (STRIP's paper: a normal fitted to them)")
@@ -217,6 +218,10 @@ func runStrip(c *cmdEnv, args []string) error {
 	}
 	if *bits {
 		cfg.Entropy = defence.Bits
+	}
+	cfg.Score = defence.STRIPScore(*scoreKind)
+	if cfg.Score == defence.ScoreProfile && *method != "strip" && *method != "all" {
+		return usagef("--score is STRIP's: use it with --method strip or all")
 	}
 	if err := cfg.Validate(); err != nil {
 		return usagef("%v", err)
@@ -345,6 +350,7 @@ func concatSets(sets []*stripSet) (*data.Images, error) {
 // detectorOf is what runStrip needs of a detector.
 type detectorOf interface {
 	ScoreExamples(ctx context.Context, ex defence.Examples) ([]float64, []int, error)
+	Calibrate(ctx context.Context, clean defence.Examples) ([]float64, error)
 	CalibrateScores(clean []float64) error
 	Threshold() (float64, bool)
 	Flags(scores []float64) ([]bool, error)
@@ -416,11 +422,12 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 	}
 	var interval *thresholdInterval
 	if cfg.Threshold.Rule != defence.ThresholdFixed {
-		cs, _, err := score("calibrate", cal)
+		// Calibrate, not ScoreExamples + CalibrateScores: STRIP's profile
+		// score fits the clean profiles there and returns cross-fitted scores.
+		bar, done = progress.New(c.stderr, name+" calibrate", int64(cal.Len())), 0
+		cs, err := d.Calibrate(ctx, cal)
+		bar.Finish()
 		if err != nil {
-			return nil, err
-		}
-		if err := d.CalibrateScores(cs); err != nil {
 			return nil, err
 		}
 		lo, hi, err := defence.ThresholdInterval(cs, defence.ThresholdRule(rule), cfg.Threshold.FRR, d.Direction(), intervalLevel, intervalResamples, seed)
@@ -433,6 +440,9 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 	}
 	t, _ := d.Threshold()
 	r := &methodResult{Method: name, Threshold: t, Rule: rule, Interval: interval}
+	if s != nil {
+		r.Method = s.Name() // strip-profile with --score profile
+	}
 	if s != nil {
 		r.AlphaChoice = s.AlphaChoice()
 	}
