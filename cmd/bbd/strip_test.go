@@ -70,6 +70,11 @@ func TestStripCLI(t *testing.T) {
 			t.Errorf("--adaptive with two --poisoned sets: output lacks %q:\n%s", want, out)
 		}
 	}
+	// --score profile: its own method name; 50 clean faces allow M <= 25.
+	out = mustBBD(t, "strip", "--model", weights, "--pool", clean, "--overlays", "20", "--score", "profile", "--quiet", "--clean", clean, "--poisoned", poisoned)
+	if !strings.Contains(out, "strip-profile ") || !strings.Contains(out, "strip-profile: the threshold moves within [") {
+		t.Errorf("--score profile:\n%s", out)
+	}
 	out = mustBBD(t, "strip", "--model", weights, "--pool", clean, "--overlays", "10", "--threshold", "0.18", "--limit", "3", poisoned)
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 5 || !strings.Contains(lines[0], "\tinput\t") || !strings.Contains(out, "0.180000") {
 		t.Errorf("unlabelled inputs with a fixed threshold:\n%s", out)
@@ -96,6 +101,11 @@ func TestStripBadInputs(t *testing.T) {
 		{[]string{"strip", "--model", weights, "--pool", clean, "--auto-blend", "--sum", clean}, 2, "--auto-blend excludes --blend and --sum"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--confidence", "0.99", clean}, 2, "--confidence needs --adaptive"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--adaptive", "--confidence", "1.5", clean}, 2, "Confidence"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "median", clean}, 2, "Score"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--adaptive", clean}, 2, "Adaptive"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--threshold", "0.18", clean}, 2, "Threshold.Rule"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--method", "teco", clean}, 2, "--score is STRIP's"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--overlays", "30", clean}, 1, "needs at least 2 M = 60"},
 		{[]string{"strip", "--model", weights, "--pool", filepath.Join(dir, "nonesuch"), clean}, 1, "nonesuch"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--clean", filepath.Join(dir, "nope.h5")}, 1, "nope.h5"},
 	} {
