@@ -8,7 +8,11 @@
 //
 //   - an [InputDetector] scores inputs at inference time and flags the
 //     poisoned ones: STRIP (Gao et al., "STRIP: A Defence Against Trojan
-//     Attacks on Deep Neural Networks", ACSAC 2019), the Bimodel decision
+//     Attacks on Deep Neural Networks", ACSAC 2019; optionally scored by
+//     how unusual an input's pattern of entropies over the fixed overlays is
+//     against clean inputs', [ScoreProfile], with Ledoit and Wolf's shrunk
+//     covariance, J. Multivariate Analysis 2004), SCALE-UP (Guo et al., ICLR
+//     2023), TeCo (Liu et al., CVPR 2023), the Bimodel decision
 //     (Huang et al., "Bimodel Backdoor Defence (BBD)", ../shared/paper;
 //     optionally with a confidence gap between the two models, chosen from
 //     clean data);

@@ -119,12 +119,12 @@ func testSTRIPProfile(t *testing.T, dir string) {
 	if _, _, err := fresh.Scores(ctx, xs[:len(xs)/x.Len()], 1); err == nil {
 		t.Error("scores before the clean profiles are fitted: no error")
 	}
-	few, err := val.Slice(0, 2*M-1)
+	few, err := val.Slice(0, 6*M-1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fresh.Calibrate(ctx, few); !errors.Is(err, defence.ErrTooFewClean) {
-		t.Errorf("calibrating on %d < 2 M images: %v", few.Len(), err)
+		t.Errorf("calibrating on %d < 6 M images: %v", few.Len(), err)
 	}
 	if _, err := s.DetectAdaptive(ctx, xs, x.Len()); err == nil {
 		t.Error("adaptive STRIP with the profile score: no error")

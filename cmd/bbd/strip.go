@@ -156,7 +156,7 @@ func runStrip(c *cmdEnv, args []string) error {
 	autoBlend := fl.Bool("auto-blend", false, "STRIP: choose the blend's weight from --pool (clean data only; see defence.AlphaAuto) instead of --blend")
 	sum := fl.Bool("sum", false, "STRIP: superimpose by pixel sum x + o, no clipping (STRIP's paper and the BBD notebooks; the paper's fixed thresholds) instead of the blend")
 	bits := fl.Bool("bits", false, "STRIP: entropy in bits (default nats)")
-	scoreKind := fl.String("score", "mean", "STRIP: the score of an input's M entropies: mean (STRIP's) or profile (bbd's: how unusual their pattern is against the clean calibration images'; needs at least 2 M of them)")
+	scoreKind := fl.String("score", "mean", "STRIP: the score of an input's M entropies: mean (STRIP's) or profile (bbd's: how unusual their pattern is against the clean calibration images'; needs at least 6 M of them)")
 	seed := fl.Uint64("seed", 1, "seed of the overlay draw and of TeCo's noise")
 	frr := fl.Float64("frr", defence.DefaultFRR, "target false rejection rate of the threshold chosen from clean data")
 	rule := fl.String("rule", "", "threshold rule from clean scores: empirical (the FRR-percentile, the default) or normal (STRIP's paper: a normal fitted to them)")

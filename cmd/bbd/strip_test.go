@@ -70,8 +70,8 @@ func TestStripCLI(t *testing.T) {
 			t.Errorf("--adaptive with two --poisoned sets: output lacks %q:\n%s", want, out)
 		}
 	}
-	// --score profile: its own method name; 50 clean faces allow M <= 25.
-	out = mustBBD(t, "strip", "--model", weights, "--pool", clean, "--overlays", "20", "--score", "profile", "--quiet", "--clean", clean, "--poisoned", poisoned)
+	// --score profile: its own method name; 50 clean faces allow M <= 8.
+	out = mustBBD(t, "strip", "--model", weights, "--pool", clean, "--overlays", "8", "--score", "profile", "--quiet", "--clean", clean, "--poisoned", poisoned)
 	if !strings.Contains(out, "strip-profile ") || !strings.Contains(out, "strip-profile: the threshold moves within [") {
 		t.Errorf("--score profile:\n%s", out)
 	}
@@ -105,7 +105,7 @@ func TestStripBadInputs(t *testing.T) {
 		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--adaptive", clean}, 2, "Adaptive"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--threshold", "0.18", clean}, 2, "Threshold.Rule"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--method", "teco", clean}, 2, "--score is STRIP's"},
-		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--overlays", "30", clean}, 1, "needs at least 2 M = 60"},
+		{[]string{"strip", "--model", weights, "--pool", clean, "--score", "profile", "--overlays", "9", clean}, 1, "needs at least 6 M = 54 images"},
 		{[]string{"strip", "--model", weights, "--pool", filepath.Join(dir, "nonesuch"), clean}, 1, "nonesuch"},
 		{[]string{"strip", "--model", weights, "--pool", clean, "--clean", filepath.Join(dir, "nope.h5")}, 1, "nope.h5"},
 	} {
