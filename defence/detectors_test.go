@@ -71,6 +71,21 @@ func stripZooSets(t *testing.T, dir string, n int) (m *tfmodels.Model, val, clea
 	return m, read("clean_validation_data.h5"), read("clean_test_data.h5"), read("sunglasses_sunglasses_poisoned_data.h5")
 }
 
+// stripMixed concatenates clean and poisoned inputs: the images, their
+// values, and which are poisoned.
+func stripMixed(t *testing.T, clean, poisoned *data.Images) (x *data.Images, xs []float32, truth []bool) {
+	t.Helper()
+	x, err := data.Concat(clean, poisoned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth = make([]bool, x.Len())
+	for i := clean.Len(); i < len(truth); i++ {
+		truth[i] = true
+	}
+	return x, stripFloats(t, x), truth
+}
+
 type stripScorer interface {
 	ScoreExamples(ctx context.Context, ex defence.Examples) ([]float64, []int, error)
 	Direction() metrics.Direction
@@ -116,15 +131,7 @@ func testDetectors(t *testing.T, dir string) {
 	if _, err := s.Calibrate(ctx, val); err != nil {
 		t.Fatal(err)
 	}
-	x, err := data.Concat(clean, poisoned)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xs := stripFloats(t, x)
-	truth := make([]bool, x.Len())
-	for i := clean.Len(); i < len(truth); i++ {
-		truth[i] = true
-	}
+	x, xs, truth := stripMixed(t, clean, poisoned)
 	fixed, err := s.Detect(ctx, xs, x.Len())
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/bbd-workbench/bbd/data"
 	"github.com/bbd-workbench/bbd/defence"
 	"github.com/bbd-workbench/bbd/metrics"
 )
@@ -20,15 +19,7 @@ func testSTRIPProfile(t *testing.T, dir string) {
 	m, val, clean, poisoned := stripZooSets(t, dir, 300)
 	ctx := context.Background()
 	const M = 50
-	x, err := data.Concat(clean, poisoned)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xs := stripFloats(t, x)
-	truth := make([]bool, x.Len())
-	for i := clean.Len(); i < len(truth); i++ {
-		truth[i] = true
-	}
+	x, xs, truth := stripMixed(t, clean, poisoned)
 	type result struct {
 		frr, far, auroc float64
 		threshold       float64
