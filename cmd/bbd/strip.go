@@ -442,8 +442,6 @@ func runDetector(c *cmdEnv, name string, m *tfmodels.Model, pool, cal, inputs *d
 	r := &methodResult{Method: name, Threshold: t, Rule: rule, Interval: interval}
 	if s != nil {
 		r.Method = s.Name() // strip-profile with --score profile
-	}
-	if s != nil {
 		r.AlphaChoice = s.AlphaChoice()
 	}
 	results := []*methodResult{r}
