@@ -47,6 +47,12 @@ type BBDConfig struct {
 // Untargeted reports whether the configuration is the untargeted defence.
 func (c BBDConfig) Untargeted() bool { return len(c.Targets) == 0 }
 
+// questions reports whether the decision puts the BadNet's label to the
+// repaired model: always untargeted, only for a suspect target targeted.
+func (c BBDConfig) questions(label int) bool {
+	return c.Untargeted() || slices.Contains(c.Targets, label)
+}
+
 // Mode is "targeted" or "untargeted".
 func (c BBDConfig) Mode() string {
 	if c.Untargeted() {
@@ -269,7 +275,7 @@ type verdict struct {
 func judge(badnet, repaired []float32, cfg BBDConfig) verdict {
 	l := argmax(badnet)
 	return verdict{label: l, gap: badnet[l] - repaired[l],
-		questioned: cfg.Untargeted() || slices.Contains(cfg.Targets, l), agree: argmax(repaired) == l}
+		questioned: cfg.questions(l), agree: argmax(repaired) == l}
 }
 
 // nets returns the BadNet's and the repaired model's nets.
@@ -338,7 +344,7 @@ func Decide(badnetLabel, repairedLabel int, cfg BBDConfig, classes int) int {
 	if badnetLabel == repairedLabel {
 		return badnetLabel
 	}
-	if cfg.Untargeted() || slices.Contains(cfg.Targets, badnetLabel) {
+	if cfg.questions(badnetLabel) {
 		return classes
 	}
 	return badnetLabel
